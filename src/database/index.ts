@@ -1,0 +1,8 @@
+// The database module: the only place that talks to Postgres.
+export { createPool, createKysely, ping, describePgError, redactConnectionString, validateConnectionString, DatabaseConnectError } from "./connect.js";
+export { migrate, loadMigrations, SchemaTooNewError, type Migration, type MigrateResult } from "./migrate.js";
+export { startEmbedded, embeddedDir, type EmbeddedInstance } from "./embedded.js";
+export { createStore, type Store } from "./store.js";
+export { openDatabase, type Database } from "./open.js";
+export { isUniqueViolation } from "./errors.js";
+export type * from "./schema.js";
