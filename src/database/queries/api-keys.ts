@@ -82,3 +82,14 @@ export async function touchApiKey(db: Kysely<DB>, id: string, lastUsed: Date, ex
     .where("id", "=", id)
     .execute();
 }
+
+export async function deleteApiKeysByUser(db: Kysely<DB>, userId: string): Promise<void> {
+  await db.deleteFrom("api_keys").where("user_id", "=", userId).execute();
+}
+
+/** Ends the user's login sessions (not named tokens), optionally keeping one. */
+export async function deleteLoginSessionsByUser(db: Kysely<DB>, userId: string, keepId?: string): Promise<void> {
+  let q = db.deleteFrom("api_keys").where("user_id", "=", userId).where("login_type", "!=", "token");
+  if (keepId) q = q.where("id", "!=", keepId);
+  await q.execute();
+}

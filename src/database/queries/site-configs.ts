@@ -15,3 +15,7 @@ export async function ensureSiteConfig(db: Kysely<DB>, key: string, value: strin
     .execute();
   return (await getSiteConfig(db, key))!;
 }
+
+export async function ensureDeploymentId(db: Kysely<DB>): Promise<string> {
+  return ensureSiteConfig(db, "deployment_id", crypto.randomUUID());
+}

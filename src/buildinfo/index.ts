@@ -1,0 +1,17 @@
+// Version and commit of this build. `npm run build` writes dist/buildinfo.json; running from
+// source (tests) falls back to package.json and "development".
+import { existsSync, readFileSync } from "node:fs";
+
+export interface Build {
+  version: string;
+  commit: string;
+}
+
+function load(): Build {
+  const generated = new URL("../buildinfo.json", import.meta.url);
+  if (existsSync(generated)) return JSON.parse(readFileSync(generated, "utf8")) as Build;
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return { version: `v${pkg.version}-devel`, commit: "development" };
+}
+
+export const build: Build = load();

@@ -1,0 +1,131 @@
+// The `coder` command tree. Each command's module is imported only when it runs, so a command
+// pays only for what it uses (OpenSSH starts `coder ssh --stdio` for every connection).
+import { Command, CommanderError, Option } from "commander";
+import { defaultConfigDir, serverOptions } from "../codersdk/deployment.js";
+import type { GlobalOptions } from "./session.js";
+
+type Action = (globals: GlobalOptions, cmd: Command, ...args: string[]) => Promise<void>;
+
+function lazy(load: () => Promise<{ run: Action }>) {
+  return async (...args: unknown[]) => {
+    const cmd = args.at(-1) as Command;
+    const positional = args.slice(0, -2).filter((a): a is string => typeof a === "string");
+    const globals = cmd.optsWithGlobals() as GlobalOptions;
+    await (await load()).run(globals, cmd, ...positional);
+  };
+}
+
+/** Flags come from the deployment option table, so help, environment and validation agree. */
+function addServerOptions(cmd: Command): void {
+  for (const o of serverOptions) {
+    if (o.key === "configDir") continue; // the global --config-dir
+    const value = o.bareValue !== undefined || o.kind === "bool" ? "[value]" : "<value>";
+    const dflt = o.default ? `, default: ${o.default}` : "";
+    cmd.option(`--${o.flag} ${value}`, `${o.description} (env: ${o.env}${dflt})`);
+  }
+}
+
+const output = () => new Option("-o, --output <format>", "output format: table or json").default("table");
+
+export function buildProgram(): Command {
+  const program = new Command("coder")
+    .description("Self-hosted remote development environments.")
+    .option("--url <url>", "URL of the deployment (env: CODER_URL)")
+    .option("--token <token>", "session token (env: CODER_SESSION_TOKEN)")
+    .option("--config-dir <path>", "directory for CLI state and the built-in database (env: CODER_CONFIG_DIR)", process.env.CODER_CONFIG_DIR || defaultConfigDir())
+    .showHelpAfterError()
+    .exitOverride();
+
+  const server = program.command("server").description("Start a Coder server.");
+  addServerOptions(server);
+  server.action(lazy(() => import("./commands/server.js")));
+
+  program
+    .command("login")
+    .argument("[url]", "URL of the deployment")
+    .description("Authenticate with a Coder deployment (creates the first user on a new deployment).")
+    .option("--first-user-username <name>", "username of the first user (env: CODER_FIRST_USER_USERNAME)")
+    .option("--first-user-email <email>", "email of the first user (env: CODER_FIRST_USER_EMAIL)")
+    .option("--first-user-password <password>", "password of the first user (env: CODER_FIRST_USER_PASSWORD)")
+    .option("--first-user-full-name <name>", "full name of the first user (env: CODER_FIRST_USER_FULL_NAME)")
+    .option("--email <email>", "log in with this email (env: CODER_EMAIL)")
+    .option("--password <password>", "log in with this password (env: CODER_PASSWORD)")
+    .action(lazy(() => import("./commands/login.js")));
+
+  program.command("logout").description("Remove the local session and end it on the server.").action(lazy(() => import("./commands/logout.js")));
+  program.command("whoami").description("Show the deployment and user you are logged in as.").addOption(output()).action(lazy(() => import("./commands/whoami.js")));
+
+  const users = program.command("users").description("Manage users.");
+  users
+    .command("list")
+    .alias("ls")
+    .description("List users.")
+    .option("--search <query>", 'filter: free text and key:value terms, e.g. "status:active role:owner"')
+    .option("--limit <n>", "at most this many users", "100")
+    .addOption(output())
+    .action(lazy(() => import("./commands/users.js").then((m) => ({ run: m.list }))));
+  users
+    .command("create")
+    .description("Create a user.")
+    .requiredOption("-e, --email <email>", "email address")
+    .requiredOption("-u, --username <username>", "username")
+    .option("-n, --full-name <name>", "full name")
+    .option("-p, --password <password>", "password (generated and printed when omitted)")
+    .option("--login-type <type>", "password or none", "password")
+    .addOption(output())
+    .action(lazy(() => import("./commands/users.js").then((m) => ({ run: m.create }))));
+  users
+    .command("show")
+    .argument("<user>", 'username, id or "me"')
+    .description("Show a user.")
+    .addOption(output())
+    .action(lazy(() => import("./commands/users.js").then((m) => ({ run: m.show }))));
+  for (const verb of ["suspend", "activate"] as const) {
+    users
+      .command(verb)
+      .argument("<user>", "username or id")
+      .description(verb === "suspend" ? "Suspend a user: their sessions and tokens stop working at once." : "Reactivate a suspended user.")
+      .action(lazy(() => import("./commands/users.js").then((m) => ({ run: m[verb] }))));
+  }
+
+  const tokens = program.command("tokens").description("Manage personal API tokens.");
+  tokens
+    .command("create")
+    .description("Create a token and print it.")
+    .option("--name <name>", "token name")
+    .option("--lifetime <duration>", "token lifetime, e.g. 30d or 720h (default: the deployment's maximum)")
+    .option("--user <user>", "create the token for this user (owners only)", "me")
+    .action(lazy(() => import("./commands/tokens.js").then((m) => ({ run: m.create }))));
+  tokens
+    .command("list")
+    .alias("ls")
+    .description("List tokens.")
+    .option("--user <user>", "list this user's tokens", "me")
+    .addOption(output())
+    .action(lazy(() => import("./commands/tokens.js").then((m) => ({ run: m.list }))));
+  tokens
+    .command("remove")
+    .alias("rm")
+    .argument("<name|id>", "token name or id")
+    .option("--user <user>", "the token's owner", "me")
+    .description("Delete a token.")
+    .action(lazy(() => import("./commands/tokens.js").then((m) => ({ run: m.remove }))));
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed its message (or help/version output).
+      process.exitCode = err.exitCode;
+      return;
+    }
+    const { describeError } = await import("./describe-error.js");
+    process.stderr.write(`error: ${describeError(err)}\n`);
+    process.exitCode = 1;
+  }
+}

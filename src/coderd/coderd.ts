@@ -1,0 +1,80 @@
+// Assembles the HTTP API: framework settings, request ids and logging, the one error mapper,
+// JSON 404s, and every route module.
+import { randomUUID } from "node:crypto";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import type { CoderdOptions } from "./context.js";
+import { errorResponse } from "./httpapi/errors.js";
+import { Router, type RouteInfo } from "./httpapi/route.js";
+import * as authentication from "./routes/authentication.js";
+import * as buildinfo from "./routes/buildinfo.js";
+import * as organizations from "./routes/organizations.js";
+import * as tokens from "./routes/tokens.js";
+import * as users from "./routes/users.js";
+
+export interface Coderd {
+  app: FastifyInstance;
+  routes: RouteInfo[];
+  /** Listens on host:port; resolves with the bound address. */
+  listen(host: string, port: number): Promise<{ host: string; port: number }>;
+  /** Stops accepting, lets in-flight requests finish, then resolves. */
+  close(): Promise<void>;
+}
+
+export const REQUEST_ID_HEADER = "x-request-id";
+
+export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
+  const app = Fastify({
+    loggerInstance: opts.logger as FastifyBaseLogger,
+    // One line per request, written by the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: "request_id" }),
+    genReqId: () => randomUUID(),
+    bodyLimit: opts.maxRequestBodyBytes,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+  });
+
+  app.addHook("onRequest", async (req, reply) => {
+    reply.header(REQUEST_ID_HEADER, req.id);
+  });
+
+  app.addHook("onResponse", async (req, reply) => {
+    const status = reply.statusCode;
+    const fields = {
+      method: req.method,
+      route: req.routeOptions.url ?? "<unmatched>",
+      status,
+      duration_ms: Math.round(reply.elapsedTime * 100) / 100,
+      user_id: req.auth?.user.id,
+    };
+    if (status >= 500) req.log.error(fields, "request failed");
+    else req.log.info(fields, "request");
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body, internal } = errorResponse(err);
+    if (internal) req.log.error({ err }, "internal error");
+    if (internal) body.detail = `request id ${req.id}`;
+    return reply.code(status).type("application/json").send(body);
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split("?")[0];
+    return reply.code(404).send({ message: `Route not found: ${req.method} ${path}`, detail: "See /api/v2 for the API's routes." });
+  });
+
+  const router = new Router(app, opts);
+  for (const mod of [buildinfo, authentication, users, tokens, organizations]) mod.register(router, opts);
+  await app.ready();
+
+  return {
+    app,
+    routes: router.routes,
+    async listen(host, port) {
+      await app.listen({ host, port });
+      const addr = app.server.address() as { address: string; port: number };
+      return { host: addr.address, port: addr.port };
+    },
+    close: () => app.close(),
+  };
+}

@@ -1,0 +1,137 @@
+// What `coder server` runs: validate settings, bring up the database (embedded or external),
+// migrate, serve, and shut down in order.
+import { createServer } from "node:net";
+import { type DeploymentValues, type OptionError, serverOptions, optionName } from "../codersdk/index.js";
+import {
+  DatabaseConnectError,
+  SchemaTooNewError,
+  embeddedDir,
+  openDatabase,
+  redactConnectionString,
+  startEmbedded,
+  validateConnectionString,
+  type Database,
+  type EmbeddedInstance,
+} from "../database/index.js";
+import type { Logger } from "../logging/index.js";
+import { createCoderd, type Coderd } from "./coderd.js";
+
+/** A setting that cannot work; the message names the flag and the variable. */
+export class ConfigError extends Error {}
+
+export interface RunningServer {
+  /** Where the server listens, as a URL. */
+  listenUrl: string;
+  accessUrl: string;
+  coderd: Coderd;
+  /** Graceful stop: no new requests, in-flight ones finish, database closed, embedded Postgres stopped. */
+  close(): Promise<void>;
+}
+
+const opt = (key: keyof DeploymentValues) => optionName(serverOptions.find((o) => o.key === key)!);
+
+export function configErrors(errors: OptionError[]): ConfigError | undefined {
+  return errors.length ? new ConfigError(errors.map((e) => e.message).join("; ")) : undefined;
+}
+
+function splitHostPort(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(":");
+  return { host: addr.slice(0, i).replace(/^\[|\]$/g, "") || "0.0.0.0", port: Number(addr.slice(i + 1)) };
+}
+
+/** Fails fast, before Postgres starts, when the listen address is taken or not ours. */
+function checkBindable(host: string, port: number): Promise<void> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once("error", (err: NodeJS.ErrnoException) => {
+      const why =
+        err.code === "EADDRINUSE" ? "the address is already in use" : err.code === "EADDRNOTAVAIL" ? "no interface has this address" : err.code === "EACCES" ? "permission denied" : err.message;
+      rej(new ConfigError(`${opt("httpAddress")}: cannot listen on ${host}:${port}: ${why}`));
+    });
+    srv.listen(port, host, () => srv.close(() => res()));
+  });
+}
+
+export async function runServer(values: DeploymentValues, logger: Logger): Promise<RunningServer> {
+  const { host, port } = splitHostPort(values.httpAddress);
+  if (port !== 0) await checkBindable(host, port);
+
+  let embedded: EmbeddedInstance | undefined;
+  let db: Database | undefined;
+  const cleanup = async () => {
+    await db?.close().catch(() => {});
+    await embedded?.stop().catch(() => {});
+  };
+  try {
+    let url = values.pgConnectionUrl;
+    if (url) {
+      const problem = validateConnectionString(url);
+      if (problem) throw new ConfigError(`${opt("pgConnectionUrl")}: ${problem}`);
+    } else {
+      const dir = embeddedDir(values.configDir);
+      logger.info({ path: dir }, `Using built-in PostgreSQL (${dir})`);
+      embedded = await startEmbedded({ dir, onLog: (line) => logger.debug({ component: "postgres" }, line) });
+      url = embedded.url;
+      logger.info({ port: embedded.port }, `Built-in PostgreSQL listening on 127.0.0.1:${embedded.port}`);
+    }
+    try {
+      db = await openDatabase(url);
+    } catch (err) {
+      if (err instanceof DatabaseConnectError) {
+        throw new ConfigError(`${opt("pgConnectionUrl")}: cannot connect to ${redactConnectionString(url)}: ${err.message}`);
+      }
+      if (err instanceof SchemaTooNewError) throw new ConfigError(`database: ${err.message}`);
+      throw err;
+    }
+    if (db.migrations.applied.length) logger.info({ applied: db.migrations.applied }, "database migrated");
+
+    const listenUrl = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    let accessUrl = values.accessUrl;
+    if (!accessUrl) {
+      const shownHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+      accessUrl = `http://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${port}`;
+      logger.warn(
+        `${opt("accessUrl")} is not set; using ${accessUrl}. Workspaces and remote users need a URL that reaches this server: set ${opt("accessUrl")}.`,
+      );
+    }
+
+    const coderd = await createCoderd({
+      store: db.store,
+      logger,
+      accessUrl,
+      deploymentId: await db.store.ensureDeploymentId(),
+      sessionDurationMs: values.sessionDurationMs,
+      maxTokenLifetimeMs: values.maxTokenLifetimeMs,
+      secureAuthCookie: values.secureAuthCookie,
+      maxRequestBodyBytes: values.maxRequestBodyBytes,
+    });
+    let bound: { host: string; port: number };
+    try {
+      bound = await coderd.listen(host, port);
+    } catch (err) {
+      await coderd.close().catch(() => {});
+      throw new ConfigError(`${opt("httpAddress")}: cannot listen on ${values.httpAddress}: ${(err as Error).message}`);
+    }
+    const actualListen = `http://${bound.host.includes(":") ? `[${bound.host}]` : bound.host}:${bound.port}`;
+    if (port === 0 && !values.accessUrl) accessUrl = actualListen;
+    logger.info({ address: actualListen }, `Started HTTP listener at ${actualListen}`);
+    logger.info({ access_url: accessUrl }, `View the Web UI: ${accessUrl}`);
+
+    let closing: Promise<void> | undefined;
+    return {
+      listenUrl: port === 0 ? actualListen : listenUrl,
+      accessUrl,
+      coderd,
+      close: () =>
+        (closing ??= (async () => {
+          logger.info("shutting down: waiting for in-flight requests");
+          await coderd.close();
+          await cleanup();
+          logger.info("shutdown complete");
+        })()),
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

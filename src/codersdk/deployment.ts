@@ -1,0 +1,132 @@
+// The deployment's settings: one table of options, each with its flag, CODER_* variable and
+// default, so `coder server --help`, the environment and validation all come from one place.
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { parseDuration } from "./duration.js";
+
+export interface DeploymentValues {
+  httpAddress: string;
+  accessUrl: string;
+  pgConnectionUrl: string;
+  configDir: string;
+  logHuman: string;
+  logJson: string;
+  verbose: boolean;
+  sessionDurationMs: number;
+  maxTokenLifetimeMs: number;
+  secureAuthCookie: boolean;
+  maxRequestBodyBytes: number;
+}
+
+type Kind = "string" | "hostport" | "url" | "bool" | "duration" | "bytes";
+
+export interface OptionSpec {
+  key: keyof DeploymentValues;
+  flag: string;
+  env: string;
+  kind: Kind;
+  description: string;
+  default: string;
+  /** For flags like --log-json that may be given bare: the value they then take. */
+  bareValue?: string;
+}
+
+export function defaultConfigDir(): string {
+  const base = process.env.XDG_CONFIG_HOME || join(homedir(), ".config");
+  return join(base, "coderv2");
+}
+
+export const serverOptions: OptionSpec[] = [
+  { key: "httpAddress", flag: "http-address", env: "CODER_HTTP_ADDRESS", kind: "hostport", default: "127.0.0.1:3000", description: "HTTP bind address of the server." },
+  { key: "accessUrl", flag: "access-url", env: "CODER_ACCESS_URL", kind: "url", default: "", description: "The URL that users and workspaces use to reach this server; derived from --http-address when unset." },
+  { key: "pgConnectionUrl", flag: "postgres-url", env: "CODER_PG_CONNECTION_URL", kind: "string", default: "", description: "URL of a PostgreSQL database. When empty, a built-in PostgreSQL is started under the config dir." },
+  { key: "configDir", flag: "config-dir", env: "CODER_CONFIG_DIR", kind: "string", default: defaultConfigDir(), description: "Directory for the session, built-in PostgreSQL and other state." },
+  { key: "logHuman", flag: "log-human", env: "CODER_LOGGING_HUMAN", kind: "string", default: "/dev/stderr", bareValue: "/dev/stderr", description: "Output human-readable logs to a given file." },
+  { key: "logJson", flag: "log-json", env: "CODER_LOGGING_JSON", kind: "string", default: "", bareValue: "/dev/stderr", description: "Output JSON logs to a given file (bare: standard error); replaces the human log on the same file." },
+  { key: "verbose", flag: "verbose", env: "CODER_VERBOSE", kind: "bool", default: "false", description: "Output debug-level logs." },
+  { key: "sessionDurationMs", flag: "session-duration", env: "CODER_SESSION_DURATION", kind: "duration", default: "24h", description: "Lifetime of a browser/CLI login session; renewed while in use." },
+  { key: "maxTokenLifetimeMs", flag: "max-token-lifetime", env: "CODER_MAX_TOKEN_LIFETIME", kind: "duration", default: "720h", description: "The longest lifetime a user may give an API token." },
+  { key: "secureAuthCookie", flag: "secure-auth-cookie", env: "CODER_SECURE_AUTH_COOKIE", kind: "bool", default: "false", description: "Set the Secure attribute on the session cookie (implied by an https access URL)." },
+  { key: "maxRequestBodyBytes", flag: "max-request-body", env: "CODER_MAX_REQUEST_BODY", kind: "bytes", default: "1MiB", description: "Largest JSON request body the API accepts." },
+];
+
+export interface OptionError {
+  option: OptionSpec;
+  message: string;
+}
+
+/** "--http-address / CODER_HTTP_ADDRESS": how errors name a setting. */
+export function optionName(o: OptionSpec): string {
+  return `--${o.flag} / ${o.env}`;
+}
+
+const BYTE_UNITS: Record<string, number> = { "": 1, b: 1, kb: 1000, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
+
+export function parseBytes(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  if (!m) return undefined;
+  const unit = BYTE_UNITS[m[2]!.toLowerCase()];
+  return unit === undefined ? undefined : Math.floor(Number.parseFloat(m[1]!) * unit);
+}
+
+function parseValue(o: OptionSpec, raw: string): { value?: unknown; error?: string } {
+  switch (o.kind) {
+    case "string":
+      return { value: raw };
+    case "bool": {
+      const v = raw.toLowerCase();
+      if (["true", "1", "yes", "on"].includes(v)) return { value: true };
+      if (["false", "0", "no", "off", ""].includes(v)) return { value: false };
+      return { error: `"${raw}" is not a boolean (use true or false)` };
+    }
+    case "duration": {
+      const ms = parseDuration(raw);
+      return ms === undefined || ms <= 0 ? { error: `"${raw}" is not a duration (e.g. 30m, 24h, 7d)` } : { value: ms };
+    }
+    case "bytes": {
+      const n = parseBytes(raw);
+      return n === undefined || n <= 0 ? { error: `"${raw}" is not a size (e.g. 512KiB, 1MiB)` } : { value: n };
+    }
+    case "url": {
+      if (!raw) return { value: "" };
+      try {
+        const u = new URL(raw);
+        if (u.protocol !== "http:" && u.protocol !== "https:") return { error: `"${raw}" must be an http:// or https:// URL` };
+        return { value: u.toString().replace(/\/$/, "") };
+      } catch {
+        return { error: `"${raw}" is not a valid URL` };
+      }
+    }
+    case "hostport": {
+      const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]*):(\d{1,5})$/.exec(raw);
+      const port = m ? Number(m[2]) : NaN;
+      if (!m || port > 65535) return { error: `"${raw}" is not a host:port address (e.g. 127.0.0.1:3000)` };
+      return { value: raw };
+    }
+  }
+}
+
+/**
+ * Builds the values from flags (highest precedence), then CODER_* variables, then defaults.
+ * Flags are keyed by their long name; a bare boolean `true` for a string option means it was
+ * given without a value.
+ */
+export function resolveDeploymentValues(
+  flags: Record<string, string | boolean | undefined>,
+  env: NodeJS.ProcessEnv,
+  options = serverOptions,
+): { values: DeploymentValues; errors: OptionError[] } {
+  const values = {} as Record<string, unknown>;
+  const errors: OptionError[] = [];
+  for (const o of options) {
+    const flag = flags[o.flag];
+    let raw: string;
+    if (flag !== undefined) raw = flag === true ? (o.bareValue ?? "true") : flag === false ? "false" : flag;
+    else if (env[o.env] !== undefined) raw = env[o.env]!;
+    else raw = o.default;
+    const { value, error } = parseValue(o, raw);
+    if (error) errors.push({ option: o, message: `${optionName(o)}: ${error}` });
+    else values[o.key] = value;
+  }
+  return { values: values as unknown as DeploymentValues, errors };
+}
