@@ -81,14 +81,7 @@ export async function searchUsers(db: Kysely<DB>, q: UserSearch): Promise<{ user
   const countRow = await base.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
   let page = base.selectAll().orderBy("created_at").orderBy("id");
   if (q.afterId) {
-    const afterId = q.afterId;
-    page = page.where(({ eb, selectFrom }) =>
-      eb(
-        sql`(created_at, id)`,
-        ">",
-        selectFrom("users").select(sql`(created_at, id)`.as("k")).where("id", "=", afterId),
-      ),
-    );
+    page = page.where(sql<boolean>`(created_at, id) > (SELECT u.created_at, u.id FROM users u WHERE u.id = ${q.afterId})`);
   }
   const users = await page.limit(q.limit).offset(q.offset).execute();
   return { users, count: Number(countRow.n) };

@@ -1,0 +1,36 @@
+// One embedded Postgres for the whole run, and a migrated template database that each test
+// clones into a database of its own (CREATE DATABASE … TEMPLATE is a file copy: fast).
+import { mkdtempSync, chmodSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import type { TestProject } from "vitest/node";
+import { migrate, startEmbedded } from "../src/database/index.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    pgAdminUrl: string;
+    pgTemplate: string;
+  }
+}
+
+export const TEMPLATE_DB = "coder_test_template";
+
+export default async function setup(project: TestProject) {
+  const dir = mkdtempSync(join(tmpdir(), "coder-test-pg-"));
+  chmodSync(dir, 0o755); // readable by the postgres user when the suite runs as root
+  const instance = await startEmbedded({ dir });
+  const admin = new pg.Client({ connectionString: instance.url });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${TEMPLATE_DB}`);
+  await admin.end();
+  const pool = new pg.Pool({ connectionString: instance.url.replace("/postgres?", `/${TEMPLATE_DB}?`) });
+  await migrate(pool);
+  await pool.end();
+  project.provide("pgAdminUrl", instance.url);
+  project.provide("pgTemplate", TEMPLATE_DB);
+  return async () => {
+    await instance.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+}

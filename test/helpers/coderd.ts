@@ -1,0 +1,66 @@
+// An in-process coderd on its own database and a loopback port, plus users in each role.
+import pino from "pino";
+import { onTestFinished } from "vitest";
+import { Client } from "../../src/codersdk/index.js";
+import { createCoderd, type Coderd } from "../../src/coderd/index.js";
+import { openDatabase, type Database } from "../../src/database/index.js";
+import { createTestDatabase } from "./database.js";
+
+export interface TestServer {
+  url: string;
+  coderd: Coderd;
+  db: Database;
+  /** A client without a token. */
+  anonymous(): Client;
+}
+
+export const DEFAULT_PASSWORD = "SomeSecurePassword!1";
+
+export async function startTestServer(opts: { maxRequestBodyBytes?: number; maxTokenLifetimeMs?: number } = {}): Promise<TestServer> {
+  const db = await openDatabase(await createTestDatabase());
+  const coderd = await createCoderd({
+    store: db.store,
+    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+    accessUrl: "http://127.0.0.1",
+    deploymentId: await db.store.ensureDeploymentId(),
+    sessionDurationMs: 24 * 3600_000,
+    maxTokenLifetimeMs: opts.maxTokenLifetimeMs ?? 30 * 24 * 3600_000,
+    secureAuthCookie: false,
+    maxRequestBodyBytes: opts.maxRequestBodyBytes ?? 1024 * 1024,
+  });
+  const { port } = await coderd.listen("127.0.0.1", 0);
+  const url = `http://127.0.0.1:${port}`;
+  onTestFinished(async () => {
+    await coderd.close();
+    await db.close();
+  });
+  return { url, coderd, db, anonymous: () => new Client(url) };
+}
+
+export interface FirstUser {
+  client: Client;
+  userId: string;
+  organizationId: string;
+}
+
+export async function createFirstUser(srv: TestServer): Promise<FirstUser> {
+  const client = srv.anonymous();
+  const res = await client.createFirstUser({ email: "owner@example.com", username: "owner", password: DEFAULT_PASSWORD });
+  client.sessionToken = (await client.loginWithPassword("owner@example.com", DEFAULT_PASSWORD)).session_token;
+  return { client, userId: res.user_id, organizationId: res.organization_id };
+}
+
+/** Creates a user with the given site roles and returns a client logged in as them. */
+export async function createUserWithRoles(
+  srv: TestServer,
+  owner: Client,
+  username: string,
+  roles: string[] = [],
+): Promise<{ client: Client; userId: string }> {
+  const email = `${username}@example.com`;
+  const user = await owner.createUser({ email, username, password: DEFAULT_PASSWORD });
+  if (roles.length) await owner.updateUserRoles(user.id, roles);
+  const client = srv.anonymous();
+  client.sessionToken = (await client.loginWithPassword(email, DEFAULT_PASSWORD)).session_token;
+  return { client, userId: user.id };
+}
