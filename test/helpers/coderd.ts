@@ -8,6 +8,7 @@ import { createTestDatabase } from "./database.js";
 
 export interface TestServer {
   url: string;
+  close(): Promise<void>;
   coderd: Coderd;
   db: Database;
   /** A client without a token. */
@@ -16,8 +17,15 @@ export interface TestServer {
 
 export const DEFAULT_PASSWORD = "SomeSecurePassword!1";
 
-export async function startTestServer(opts: { maxRequestBodyBytes?: number; maxTokenLifetimeMs?: number } = {}): Promise<TestServer> {
-  const db = await openDatabase(await createTestDatabase());
+export interface TestServerOptions {
+  maxRequestBodyBytes?: number;
+  maxTokenLifetimeMs?: number;
+  /** Set when starting from beforeAll: the caller then calls close() itself. */
+  manualClose?: boolean;
+}
+
+export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
+  const db = await openDatabase(await createTestDatabase({ keep: opts.manualClose }));
   const coderd = await createCoderd({
     store: db.store,
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
@@ -30,11 +38,12 @@ export async function startTestServer(opts: { maxRequestBodyBytes?: number; maxT
   });
   const { port } = await coderd.listen("127.0.0.1", 0);
   const url = `http://127.0.0.1:${port}`;
-  onTestFinished(async () => {
+  const close = async () => {
     await coderd.close();
     await db.close();
-  });
-  return { url, coderd, db, anonymous: () => new Client(url) };
+  };
+  if (!opts.manualClose) onTestFinished(close);
+  return { url, coderd, db, close, anonymous: () => new Client(url) };
 }
 
 export interface FirstUser {

@@ -6,7 +6,7 @@ import { isUniqueViolation } from "../../database/index.js";
 import { generateApiKey } from "../auth/api-key.js";
 import type { Ctx } from "../context.js";
 import * as convert from "../convert.js";
-import { authorizeObject } from "../httpapi/authz.js";
+import { authorizeAction, authorizeObject } from "../httpapi/authz.js";
 import { ConflictError, NotFoundError, ValidationFailedError } from "../httpapi/errors.js";
 import type { Router } from "../httpapi/route.js";
 import { parseInput } from "../httpapi/validate.js";
@@ -33,7 +33,8 @@ export function register(r: Router, ctx: Ctx): void {
     auth: "user",
     handler: async (req, reply): Promise<GenerateAPIKeyResponse> => {
       const owner = await loadUser(ctx, req, (req.params as UserParams).user);
-      authorizeObject(req, "create", { type: "api_key", ownerId: owner.id });
+      // The user is visible to the caller by now, so a refusal is a 403, not a 404.
+      authorizeAction(req, "create", { type: "api_key", ownerId: owner.id });
       const body = parseInput(createToken, req.body);
       const maxSeconds = Math.floor(ctx.maxTokenLifetimeMs / 1000);
       const lifetime = body.lifetime_seconds ?? maxSeconds;

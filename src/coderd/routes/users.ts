@@ -205,9 +205,9 @@ export function register(r: Router, ctx: Ctx): void {
     auth: "user",
     handler: async (req, reply) => {
       const target = await loadUser(ctx, req, (req.params as { user: string }).user);
+      if (target.id === requireAuth(req).user.id) throw new BadRequestError("You cannot delete yourself.");
       authorizeObject(req, "delete", { type: "user", id: target.id });
       protectOwner(req, target);
-      if (target.id === requireAuth(req).user.id) throw new BadRequestError("You cannot delete yourself.");
       await ctx.store.inTx(async (tx) => {
         // The username and email become free again; the row stays for history.
         await tx.updateUser(target.id, { deleted: true, username: `${target.username}-deleted-${randomBytes(4).toString("hex")}` });
@@ -251,9 +251,9 @@ export function register(r: Router, ctx: Ctx): void {
       auth: "user",
       handler: async (req): Promise<sdk.User> => {
         const target = await loadUser(ctx, req, (req.params as { user: string }).user);
+        if (target.id === requireAuth(req).user.id) throw new BadRequestError(`You cannot ${action} yourself.`);
         authorizeObject(req, "update", { type: "user", id: target.id });
         protectOwner(req, target);
-        if (target.id === requireAuth(req).user.id) throw new BadRequestError(`You cannot ${action} yourself.`);
         const updated = await ctx.store.updateUserStatus(target.id, status);
         if (!updated) throw new NotFoundError();
         req.log.info({ target_user_id: target.id, status }, "user status changed");

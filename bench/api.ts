@@ -1,0 +1,356 @@
+// API benchmark: starts the real `coder server` binary (built-in Postgres) as a child process,
+// creates the first user and 200 more through the typed SDK client, then measures
+// GET /api/v2/users/me and GET /api/v2/users?limit=25 with autocannon at 1, 16 and 64
+// connections. Returns one JSON document; progress goes to stderr.
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { availableParallelism, cpus, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import autocannon from "autocannon";
+import { Client, SESSION_TOKEN_HEADER } from "../src/codersdk/index.js";
+
+export interface LatencyMs {
+  p50: number;
+  p90: number;
+  p95: number;
+  p97_5: number;
+  p99: number;
+  max: number;
+}
+
+export interface CaseResult {
+  name: string;
+  path: string;
+  connections: number;
+  duration_seconds: number;
+  requests: number;
+  requests_per_second: number;
+  latency_ms: LatencyMs;
+  non_2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+export interface ApiBenchmarkDoc {
+  benchmark: "api";
+  machine: { cpus: number; cpu_model: string; node: string };
+  users: number;
+  results: CaseResult[];
+  server_rss_mb: number | null;
+}
+
+const log = (msg: string) => process.stderr.write(`[bench:api] ${msg}\n`);
+
+const PASSWORD = "BenchmarkPassword!1";
+const EXTRA_USERS = 200;
+const CONNECTIONS = [1, 16, 64];
+
+function envSeconds(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number of seconds, not "${raw}"`);
+  return n;
+}
+
+/** The repository root: the nearest directory above this file with bin/coder.js (works from bench/ and dist-bench/bench/). */
+function repoRoot(): string {
+  for (let d = dirname(fileURLToPath(import.meta.url)); ; d = dirname(d)) {
+    if (existsSync(join(d, "bin", "coder.js")) && existsSync(join(d, "package.json"))) return d;
+    if (dirname(d) === d) throw new Error("cannot find the repository root (bin/coder.js) above the benchmark");
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => res(port));
+    });
+  });
+}
+
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => child.once("exit", () => r()));
+}
+
+/** Resolves true when the promise settles within ms, false otherwise. */
+async function within(p: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function tail(path: string, lines = 20): string {
+  try {
+    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "<no server output>";
+  }
+}
+
+function rssMb(pid: number): number | null {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The real server binary on a tmp config dir with its built-in Postgres. */
+class ServerProcess {
+  readonly url: string;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly configDir: string,
+    readonly logFile: string,
+    port: number,
+  ) {
+    this.url = `http://127.0.0.1:${port}`;
+  }
+
+  static async start(): Promise<ServerProcess> {
+    const root = repoRoot();
+    const configDir = mkdtempSync(join(tmpdir(), "coder-bench-"));
+    // As root, Postgres runs as the "postgres" user, which must be able to reach the config dir.
+    chmodSync(configDir, 0o755);
+    const logFile = join(configDir, "server.log");
+    let fd: number | undefined;
+    try {
+      const port = await freePort();
+      fd = openSync(logFile, "a");
+      const env = { ...process.env };
+      delete env.CODER_PG_CONNECTION_URL; // the built-in Postgres
+      const args = [join(root, "bin", "coder.js"), "--config-dir", configDir, "server", "--http-address", `127.0.0.1:${port}`, "--log-json", "/dev/null"];
+      log(`starting: node ${args.map((a) => a.replace(root + "/", "")).join(" ")}`);
+      const child = spawn(process.execPath, args, { cwd: root, env, stdio: ["ignore", fd, fd] });
+      return new ServerProcess(child, configDir, logFile, port);
+    } catch (err) {
+      rmSync(configDir, { recursive: true, force: true });
+      throw err;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+
+  /** Polls GET /healthz until it answers 200, the child exits, or the deadline passes. */
+  async waitReady(timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const started = Date.now();
+    let lastProblem = "";
+    while (Date.now() < deadline) {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(`server exited before it was ready (code ${this.child.exitCode}, signal ${this.child.signalCode}):\n${tail(this.logFile)}`);
+      }
+      try {
+        const res = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(2000) });
+        await res.text();
+        if (res.ok) {
+          log(`server ready after ${((Date.now() - started) / 1000).toFixed(1)}s at ${this.url}`);
+          return;
+        }
+        lastProblem = `status ${res.status}`;
+      } catch (err) {
+        lastProblem = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      }
+      await delay(100);
+    }
+    throw new Error(`server not ready after ${timeoutMs / 1000}s (last: ${lastProblem}):\n${tail(this.logFile)}`);
+  }
+
+  /** SIGTERM, wait for the graceful shutdown (which stops Postgres), then remove the config dir. Idempotent. */
+  stop(): Promise<void> {
+    return (this.stopping ??= (async () => {
+      const child = this.child;
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        if (!(await within(exited(child), 30_000))) {
+          log("server did not exit 30s after SIGTERM: sending SIGKILL");
+          child.kill("SIGKILL");
+          await exited(child);
+          this.stopOrphanPostgres();
+        }
+      }
+      if (child.exitCode !== 0 && child.exitCode !== null) log(`server exited with code ${child.exitCode}:\n${tail(this.logFile)}`);
+      rmSync(this.configDir, { recursive: true, force: true });
+    })());
+  }
+
+  /** After a SIGKILL the (detached) built-in Postgres is still running in our config dir: stop it. */
+  private stopOrphanPostgres(): void {
+    const pidFile = join(this.configDir, "postgres", "data", "postmaster.pid");
+    try {
+      const pid = Number.parseInt(readFileSync(pidFile, "utf8").split("\n")[0] ?? "", 10);
+      if (Number.isInteger(pid) && pid > 0) process.kill(pid, "SIGQUIT");
+    } catch {
+      // not started or already gone
+    }
+  }
+}
+
+async function inParallel<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}
+
+async function setup(url: string): Promise<string> {
+  const client = new Client(url);
+  await client.createFirstUser({ email: "admin@example.com", username: "admin", name: "Bench Admin", password: PASSWORD });
+  client.sessionToken = (await client.loginWithPassword("admin@example.com", PASSWORD)).session_token;
+  const me = await client.user("me");
+  if (me.username !== "admin") throw new Error(`logged in as ${me.username}, expected admin`);
+  const started = Date.now();
+  const ids = Array.from({ length: EXTRA_USERS }, (_, i) => i + 1);
+  await inParallel(ids, 4, async (i) => {
+    await client.createUser({ email: `user${i}@example.com`, username: `user-${i}`, name: `Bench User ${i}`, password: PASSWORD });
+  });
+  const list = await client.users({ limit: 25, offset: 0 });
+  if (list.count !== EXTRA_USERS + 1 || list.users.length !== 25) {
+    throw new Error(`expected ${EXTRA_USERS + 1} users and a page of 25, got count ${list.count} and ${list.users.length}`);
+  }
+  log(`created ${EXTRA_USERS} users in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  return client.sessionToken;
+}
+
+/** Nearest-rank percentile of sorted values. */
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+}
+
+const round2 = (n: number) => Math.round(n * 100) / 100;
+
+interface Measured {
+  result: autocannon.Result;
+  latencies: Float64Array;
+}
+
+/** One autocannon run; records every 2xx response's latency (ms, sub-ms precision) for exact percentiles. */
+async function cannon(url: string, token: string, connections: number, durationSeconds: number): Promise<Measured> {
+  let buf = new Float64Array(1 << 16);
+  let n = 0;
+  let instance!: autocannon.Instance;
+  const done = new Promise<autocannon.Result>((res, rej) => {
+    instance = autocannon(
+      {
+        url,
+        connections,
+        duration: durationSeconds,
+        headers: { [SESSION_TOKEN_HEADER]: token, accept: "application/json" },
+        timeout: 10,
+      },
+      (err, result) => (err ? rej(err as Error) : res(result)),
+    );
+  });
+  instance.on("response", (_client, statusCode, _bytes, responseTime) => {
+    if (statusCode < 200 || statusCode >= 300) return;
+    if (n === buf.length) {
+      const bigger = new Float64Array(buf.length * 2);
+      bigger.set(buf);
+      buf = bigger;
+    }
+    buf[n++] = responseTime;
+  });
+  const result = await done;
+  return { result, latencies: buf.slice(0, n).sort() };
+}
+
+export async function runApiBenchmark(): Promise<{ doc: ApiBenchmarkDoc; ok: boolean }> {
+  const duration = envSeconds("BENCH_DURATION_SECONDS", 5);
+  const warmup = envSeconds("BENCH_WARMUP_SECONDS", 1);
+  const server = await ServerProcess.start();
+  const onSignal = (sig: NodeJS.Signals) => {
+    log(`received ${sig}: stopping the server`);
+    server.stop().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    await server.waitReady();
+    const token = await setup(server.url);
+
+    const cases = [
+      { name: "users_me", path: "/api/v2/users/me" },
+      { name: "users_list", path: "/api/v2/users?limit=25&offset=0" },
+    ];
+    const results: CaseResult[] = [];
+    for (const c of cases) {
+      for (const connections of CONNECTIONS) {
+        const url = server.url + c.path;
+        log(`${c.name} @ ${connections} connections: warm-up ${warmup}s, run ${duration}s`);
+        const w = await cannon(url, token, connections, warmup);
+        if (w.result.non2xx || w.result.errors) log(`  warm-up: ${w.result.non2xx} non-2xx, ${w.result.errors} errors`);
+        const { result, latencies } = await cannon(url, token, connections, duration);
+        const total = result.requests.total;
+        const r: CaseResult = {
+          name: c.name,
+          path: c.path,
+          connections,
+          duration_seconds: result.duration,
+          requests: total,
+          requests_per_second: Math.round(total / result.duration),
+          latency_ms: {
+            p50: round2(percentile(latencies, 50)),
+            p90: round2(percentile(latencies, 90)),
+            p95: round2(percentile(latencies, 95)),
+            p97_5: round2(percentile(latencies, 97.5)),
+            p99: round2(percentile(latencies, 99)),
+            max: round2(latencies.length ? latencies[latencies.length - 1]! : 0),
+          },
+          non_2xx: result.non2xx,
+          errors: result.errors,
+          timeouts: result.timeouts,
+        };
+        if (r.non_2xx) log(`  status codes: ${JSON.stringify(result.statusCodeStats)}`);
+        log(`  ${r.requests_per_second} req/s, p50 ${r.latency_ms.p50} ms, p95 ${r.latency_ms.p95} ms, p99 ${r.latency_ms.p99} ms, non-2xx ${r.non_2xx}, errors ${r.errors}`);
+        results.push(r);
+      }
+    }
+    const rss = rssMb(server.child.pid!);
+    const doc: ApiBenchmarkDoc = {
+      benchmark: "api",
+      machine: { cpus: availableParallelism(), cpu_model: cpus()[0]?.model ?? "unknown", node: process.version },
+      users: EXTRA_USERS + 1,
+      results,
+      server_rss_mb: rss,
+    };
+    const ok = results.every((r) => r.non_2xx === 0 && r.errors === 0);
+    return { doc, ok };
+  } finally {
+    await server.stop();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+// Runnable on its own too: node dist-bench/bench/api.js
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  runApiBenchmark().then(
+    ({ doc, ok }) => {
+      process.stdout.write(`${JSON.stringify(doc)}\n`);
+      if (!ok) process.exitCode = 1;
+    },
+    (err: unknown) => {
+      log(`failed: ${(err as Error).stack ?? String(err)}`);
+      process.exitCode = 1;
+    },
+  );
+}

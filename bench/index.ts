@@ -1,0 +1,29 @@
+// Runs every benchmark in bench/ one after the other and prints each one's JSON document on its
+// own line of stdout (progress goes to stderr). Exits non-zero when a benchmark fails or sees
+// non-2xx responses or errors. Use `npm run --silent bench` for stdout without npm's banner.
+import { runApiBenchmark } from "./api.js";
+
+interface Benchmark {
+  name: string;
+  run: () => Promise<{ doc: unknown; ok: boolean }>;
+}
+
+const benchmarks: Benchmark[] = [{ name: "api", run: runApiBenchmark }];
+
+async function main(): Promise<void> {
+  for (const b of benchmarks) {
+    try {
+      const { doc, ok } = await b.run();
+      process.stdout.write(`${JSON.stringify(doc)}\n`);
+      if (!ok) {
+        process.stderr.write(`[bench] ${b.name}: some requests failed (non-2xx or errors), see its results\n`);
+        process.exitCode = 1;
+      }
+    } catch (err) {
+      process.stderr.write(`[bench] ${b.name} failed: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  }
+}
+
+await main();

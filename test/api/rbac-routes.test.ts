@@ -1,0 +1,246 @@
+// Every route × every role: the status each gets. The table is the policy, written down; a
+// route added without a row fails the coverage test at the bottom.
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Client } from "../../src/codersdk/index.js";
+import { createFirstUser, createUserWithRoles, DEFAULT_PASSWORD, startTestServer, type TestServer } from "../helpers/coderd.js";
+
+const ROLES = ["anonymous", "member", "auditor", "template-admin", "user-admin", "owner"] as const;
+type Role = (typeof ROLES)[number];
+
+/** Objects a request acts on, made fresh for each cell of a mutating route. */
+interface Fixture {
+  victim: { id: string; username: string };
+  victimToken: { id: string; name: string };
+  otherOrg: { id: string; name: string };
+  defaultOrg: string;
+}
+
+interface Case {
+  method: string;
+  /** The route pattern, as registered. */
+  route: string;
+  path: (f: Fixture) => string;
+  body?: (f: Fixture) => unknown;
+  /** Statuses for anonymous, member, auditor, template-admin, user-admin, owner. */
+  expect: [number, number, number, number, number, number];
+  /** Needs fresh objects for every role (the request changes or deletes them). */
+  mutates?: boolean;
+  /** The caller's own session is consumed (logout): use a fresh one. */
+  freshSession?: boolean;
+}
+
+const pw = { password: "brand-new-password" };
+
+const CASES: Case[] = [
+  { method: "GET", route: "/healthz", path: () => "/healthz", expect: [200, 200, 200, 200, 200, 200] },
+  { method: "GET", route: "/api/v2/buildinfo", path: () => "/api/v2/buildinfo", expect: [200, 200, 200, 200, 200, 200] },
+  { method: "GET", route: "/api/v2/users/first", path: () => "/api/v2/users/first", expect: [200, 200, 200, 200, 200, 200] },
+  {
+    method: "POST",
+    route: "/api/v2/users/first",
+    path: () => "/api/v2/users/first",
+    body: () => ({ email: "late@example.com", username: "late", password: DEFAULT_PASSWORD }),
+    expect: [409, 409, 409, 409, 409, 409],
+  },
+  {
+    method: "POST",
+    route: "/api/v2/users/login",
+    path: () => "/api/v2/users/login",
+    body: (f) => ({ email: `${f.victim.username}@example.com`, password: DEFAULT_PASSWORD }),
+    expect: [201, 201, 201, 201, 201, 201],
+  },
+  { method: "POST", route: "/api/v2/users/logout", path: () => "/api/v2/users/logout", expect: [401, 200, 200, 200, 200, 200], freshSession: true },
+  { method: "GET", route: "/api/v2/users", path: () => "/api/v2/users", expect: [401, 200, 200, 200, 200, 200] },
+  {
+    method: "POST",
+    route: "/api/v2/users",
+    path: () => "/api/v2/users",
+    body: () => ({ email: `n${randomBytes(4).toString("hex")}@example.com`, username: `n${randomBytes(4).toString("hex")}`, login_type: "none" }),
+    expect: [401, 403, 403, 403, 201, 201],
+  },
+  { method: "GET", route: "/api/v2/users/roles", path: () => "/api/v2/users/roles", expect: [401, 200, 200, 200, 200, 200] },
+  { method: "GET", route: "/api/v2/users/:user", path: (f) => `/api/v2/users/${f.victim.id}`, expect: [401, 404, 200, 200, 200, 200] },
+  { method: "DELETE", route: "/api/v2/users/:user", path: (f) => `/api/v2/users/${f.victim.id}`, expect: [401, 404, 403, 403, 204, 204], mutates: true },
+  {
+    method: "PUT",
+    route: "/api/v2/users/:user/profile",
+    path: (f) => `/api/v2/users/${f.victim.username}/profile`,
+    body: (f) => ({ username: `${f.victim.username}x`, name: "Renamed" }),
+    expect: [401, 404, 403, 403, 200, 200],
+    mutates: true,
+  },
+  { method: "PUT", route: "/api/v2/users/:user/status/suspend", path: (f) => `/api/v2/users/${f.victim.id}/status/suspend`, expect: [401, 404, 403, 403, 200, 200], mutates: true },
+  { method: "PUT", route: "/api/v2/users/:user/status/activate", path: (f) => `/api/v2/users/${f.victim.id}/status/activate`, expect: [401, 404, 403, 403, 200, 200], mutates: true },
+  { method: "PUT", route: "/api/v2/users/:user/password", path: (f) => `/api/v2/users/${f.victim.id}/password`, body: () => pw, expect: [401, 404, 403, 403, 204, 204], mutates: true },
+  { method: "GET", route: "/api/v2/users/:user/roles", path: (f) => `/api/v2/users/${f.victim.id}/roles`, expect: [401, 404, 200, 200, 200, 200] },
+  {
+    method: "PUT",
+    route: "/api/v2/users/:user/roles",
+    path: (f) => `/api/v2/users/${f.victim.id}/roles`,
+    body: () => ({ roles: ["auditor"] }),
+    expect: [401, 404, 403, 403, 200, 200],
+    mutates: true,
+  },
+  { method: "GET", route: "/api/v2/users/:user/organizations", path: (f) => `/api/v2/users/${f.victim.id}/organizations`, expect: [401, 404, 200, 200, 200, 200] },
+  {
+    method: "POST",
+    route: "/api/v2/users/:user/keys/tokens",
+    path: (f) => `/api/v2/users/${f.victim.id}/keys/tokens`,
+    body: () => ({}),
+    // Reading a user does not let an admin mint credentials for them; only an owner can.
+    expect: [401, 404, 403, 403, 403, 201],
+  },
+  { method: "GET", route: "/api/v2/users/:user/keys/tokens", path: (f) => `/api/v2/users/${f.victim.id}/keys/tokens`, expect: [401, 404, 404, 404, 404, 200] },
+  {
+    method: "GET",
+    route: "/api/v2/users/:user/keys/tokens/:name",
+    path: (f) => `/api/v2/users/${f.victim.id}/keys/tokens/${f.victimToken.name}`,
+    expect: [401, 404, 404, 404, 404, 200],
+  },
+  {
+    method: "DELETE",
+    route: "/api/v2/users/:user/keys/:id",
+    path: (f) => `/api/v2/users/${f.victim.id}/keys/${f.victimToken.id}`,
+    expect: [401, 404, 404, 404, 404, 204],
+    mutates: true,
+  },
+  { method: "GET", route: "/api/v2/organizations", path: () => "/api/v2/organizations", expect: [401, 200, 200, 200, 200, 200] },
+  {
+    method: "POST",
+    route: "/api/v2/organizations",
+    path: () => "/api/v2/organizations",
+    body: () => ({ name: `org-${randomBytes(4).toString("hex")}` }),
+    expect: [401, 403, 403, 403, 403, 201],
+  },
+  { method: "GET", route: "/api/v2/organizations/:org", path: (f) => `/api/v2/organizations/${f.otherOrg.id}`, expect: [401, 404, 200, 200, 200, 200] },
+  {
+    method: "PATCH",
+    route: "/api/v2/organizations/:org",
+    path: (f) => `/api/v2/organizations/${f.otherOrg.name}`,
+    body: () => ({ description: "changed" }),
+    expect: [401, 404, 403, 403, 403, 200],
+    mutates: true,
+  },
+  { method: "DELETE", route: "/api/v2/organizations/:org", path: (f) => `/api/v2/organizations/${f.otherOrg.id}`, expect: [401, 404, 403, 403, 403, 204], mutates: true },
+  { method: "GET", route: "/api/v2/organizations/:org/members", path: (f) => `/api/v2/organizations/${f.defaultOrg}/members`, expect: [401, 200, 200, 200, 200, 200] },
+  {
+    method: "POST",
+    route: "/api/v2/organizations/:org/members/:user",
+    path: (f) => `/api/v2/organizations/${f.otherOrg.id}/members/${f.victim.username}`,
+    expect: [401, 404, 403, 403, 201, 201],
+    mutates: true,
+  },
+  {
+    method: "DELETE",
+    route: "/api/v2/organizations/:org/members/:user",
+    path: (f) => `/api/v2/organizations/${f.defaultOrg}/members/${f.victim.id}`,
+    // Every member may see the member list of their organization, so this is 403, not 404.
+    expect: [401, 403, 403, 403, 204, 204],
+    mutates: true,
+  },
+  {
+    method: "PUT",
+    route: "/api/v2/organizations/:org/members/:user/roles",
+    path: (f) => `/api/v2/organizations/${f.defaultOrg}/members/${f.victim.id}/roles`,
+    body: () => ({ roles: ["organization-admin"] }),
+    expect: [401, 403, 403, 403, 200, 200],
+    mutates: true,
+  },
+];
+
+/** The same routes on one's own user: everyone who is logged in may do these. */
+const SELF_CASES: Array<{ method: string; path: (tokenId: string) => string; body?: unknown; expect: number }> = [
+  { method: "GET", path: () => "/api/v2/users/me", expect: 200 },
+  { method: "PUT", path: () => "/api/v2/users/me/profile", body: { username: "placeholder" }, expect: 200 },
+  { method: "GET", path: () => "/api/v2/users/me/roles", expect: 200 },
+  { method: "PUT", path: () => "/api/v2/users/me/roles", body: { roles: ["owner"] }, expect: 400 },
+  { method: "PUT", path: () => "/api/v2/users/me/status/suspend", expect: 400 },
+  { method: "GET", path: () => "/api/v2/users/me/organizations", expect: 200 },
+  { method: "POST", path: () => "/api/v2/users/me/keys/tokens", body: {}, expect: 201 },
+  { method: "GET", path: () => "/api/v2/users/me/keys/tokens", expect: 200 },
+  { method: "DELETE", path: (id) => `/api/v2/users/me/keys/${id}`, expect: 204 },
+  { method: "DELETE", path: () => "/api/v2/users/me", expect: 400 },
+];
+
+let srv: TestServer;
+let owner: Client;
+let defaultOrg: string;
+const clients = new Map<Role, Client>();
+let shared: Fixture;
+
+async function makeFixture(): Promise<Fixture> {
+  const suffix = randomBytes(4).toString("hex");
+  const victim = await owner.createUser({ email: `victim-${suffix}@example.com`, username: `victim-${suffix}`, password: DEFAULT_PASSWORD });
+  const name = `tok-${suffix}`;
+  await owner.createToken(victim.id, { token_name: name });
+  const token = await owner.tokenByName(victim.id, name);
+  const org = await owner.createOrganization({ name: `other-${suffix}` });
+  return { victim: { id: victim.id, username: victim.username }, victimToken: { id: token.id, name }, otherOrg: { id: org.id, name: org.name }, defaultOrg };
+}
+
+async function freshLogin(role: Role): Promise<string | undefined> {
+  if (role === "anonymous") return undefined;
+  const email = role === "owner" ? "owner@example.com" : `${role}@example.com`;
+  return (await srv.anonymous().loginWithPassword(email, DEFAULT_PASSWORD)).session_token;
+}
+
+async function send(token: string | undefined, method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
+  const headers: Record<string, string> = {};
+  if (token) headers["Coder-Session-Token"] = token;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(srv.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: res.status, text: await res.text() };
+}
+
+beforeAll(async () => {
+  srv = await startTestServer({ manualClose: true });
+  const first = await createFirstUser(srv);
+  owner = first.client;
+  defaultOrg = first.organizationId;
+  clients.set("owner", owner);
+  clients.set("anonymous", srv.anonymous());
+  for (const role of ["member", "auditor", "template-admin", "user-admin"] as const) {
+    clients.set(role, (await createUserWithRoles(srv, owner, role, role === "member" ? [] : [role])).client);
+  }
+  shared = await makeFixture();
+});
+
+afterAll(async () => {
+  await srv?.close();
+});
+
+describe("RBAC: every route × every role", () => {
+  it.each(CASES.map((c) => [`${c.method} ${c.route}`, c] as const))("%s", async (_name, c) => {
+    const got: Record<string, number> = {};
+    const want: Record<string, number> = {};
+    for (const [i, role] of ROLES.entries()) {
+      const f = c.mutates ? await makeFixture() : shared;
+      const token = c.freshSession ? await freshLogin(role) : clients.get(role)!.sessionToken;
+      const res = await send(token, c.method, c.path(f), c.body?.(f));
+      got[role] = res.status;
+      want[role] = c.expect[i]!;
+      if (res.status >= 400) expect(JSON.parse(res.text).message, `${role}: ${res.text}`).toEqual(expect.any(String));
+    }
+    expect(got).toEqual(want);
+  });
+
+  it.each(ROLES.filter((r) => r !== "anonymous").map((r) => [r]))("self-service routes as %s", async (role) => {
+    const token = await freshLogin(role);
+    const me = JSON.parse((await send(token, "GET", "/api/v2/users/me")).text) as { username: string };
+    const keyName = `self-${randomBytes(3).toString("hex")}`;
+    await send(token, "POST", "/api/v2/users/me/keys/tokens", { token_name: keyName });
+    const key = JSON.parse((await send(token, "GET", `/api/v2/users/me/keys/tokens/${keyName}`)).text) as { id: string };
+    for (const c of SELF_CASES) {
+      const body = c.path("") === "/api/v2/users/me/profile" ? { username: me.username } : c.body;
+      const res = await send(token, c.method, c.path(key.id), body);
+      expect(res.status, `${role} ${c.method} ${c.path(key.id)}: ${res.text}`).toBe(c.expect);
+    }
+  });
+
+  it("covers every registered route", () => {
+    const registered = srv.coderd.routes.map((r) => `${r.method} ${r.url}`).sort();
+    const covered = [...new Set(CASES.map((c) => `${c.method} ${c.route}`))].sort();
+    expect(covered).toEqual(registered);
+  });
+});
