@@ -21,6 +21,7 @@ export interface Coderd {
 }
 
 export const REQUEST_ID_HEADER = "x-request-id";
+const SHUTDOWN_GRACE_MS = 25_000;
 
 export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
   const app = Fastify({
@@ -34,8 +35,11 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
   });
 
+  let closing = false;
   app.addHook("onRequest", async (req, reply) => {
     reply.header(REQUEST_ID_HEADER, req.id);
+    // Once shutdown begins, a keep-alive connection ends with the response in flight on it.
+    if (closing) reply.header("connection", "close");
   });
 
   app.addHook("onResponse", async (req, reply) => {
@@ -75,6 +79,18 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
       const addr = app.server.address() as { address: string; port: number };
       return { host: addr.address, port: addr.port };
     },
-    close: () => app.close(),
+    async close() {
+      closing = true;
+      // Connections that go idle after their in-flight response are closed as they do; those
+      // still busy after the grace period are cut.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+      const force = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      try {
+        await app.close();
+      } finally {
+        clearInterval(sweep);
+        clearTimeout(force);
+      }
+    },
   };
 }

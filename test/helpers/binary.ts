@@ -1,0 +1,86 @@
+// The real `coder` binary (bin/coder.js over dist/, built by `npm run build`) as a child process.
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { onTestFinished } from "vitest";
+
+export const CODER_BIN = resolve(import.meta.dirname, "../../bin/coder.js");
+
+/** A config dir the postgres system user can reach (the suite may run as root). */
+export function tempConfigDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "coder-cfg-"));
+  chmodSync(dir, 0o755);
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment without CODER_* settings that a developer's shell might carry. */
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CODER_")) env[k] = v;
+  return { ...env, ...extra };
+}
+
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CliResult> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, [CODER_BIN, ...args], { env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", rej);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+export interface ServerProcess {
+  url: string;
+  proc: ChildProcess;
+  /** Everything the server wrote so far (stdout and stderr). */
+  output(): string;
+  /** Sends the signal and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+/** Starts `coder server` and resolves once it listens (or rejects with its output when it exits first). */
+export async function startServerProcess(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
+  const proc = spawn(process.execPath, [CODER_BIN, "server", "--http-address", "127.0.0.1:0", ...args], {
+    env: cleanEnv(env),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const exited = new Promise<number | null>((res) => proc.on("exit", (code) => res(code)));
+  const url = await new Promise<string>((res, rej) => {
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /Started HTTP listener at (http:\/\/[^\s"]+)/.exec(out);
+      if (m) res(m[1]!);
+    };
+    proc.stdout!.on("data", onData);
+    proc.stderr!.on("data", onData);
+    exited.then((code) => rej(new Error(`coder server exited (${code}) before listening:\n${out}`)));
+  });
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    return exited;
+  };
+  onTestFinished(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill("SIGTERM");
+      await exited;
+    }
+  });
+  return { url, proc, output: () => out, stop, exited };
+}

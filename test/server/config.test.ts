@@ -1,0 +1,59 @@
+// Invalid configuration: exit non-zero with one line that names the flag or variable.
+import { createServer } from "node:net";
+import { describe, expect, it } from "vitest";
+import { runCli, tempConfigDir } from "../helpers/binary.js";
+
+function errorLine(stderr: string): string {
+  const lines = stderr.trim().split("\n").filter((l) => l.startsWith("error: "));
+  expect(lines).toHaveLength(1);
+  return lines[0]!;
+}
+
+describe("coder server configuration errors", () => {
+  it.each([
+    [["--access-url", "not a url"], {}, "--access-url / CODER_ACCESS_URL"],
+    [[], { CODER_ACCESS_URL: "ftp://example.com" }, "CODER_ACCESS_URL"],
+    [["--http-address", "localhost"], {}, "--http-address / CODER_HTTP_ADDRESS"],
+    [[], { CODER_SESSION_DURATION: "forever" }, "CODER_SESSION_DURATION"],
+    [["--postgres-url", "mysql://u:secretpw@127.0.0.1/db"], {}, "--postgres-url / CODER_PG_CONNECTION_URL"],
+    [[], { CODER_PG_CONNECTION_URL: "::::" }, "CODER_PG_CONNECTION_URL"],
+  ])("%j %j names %s", async (args, env, name) => {
+    const r = await runCli(["--config-dir", tempConfigDir(), "server", ...args], env as Record<string, string>);
+    expect(r.code).toBe(1);
+    const line = errorLine(r.stderr);
+    expect(line).toContain(name);
+    expect(r.stderr).not.toContain("secretpw");
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("reports unreachable Postgres without leaking the password", async () => {
+    const closed = await new Promise<number>((res) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => res(p));
+      });
+    });
+    const r = await runCli(["server", "--http-address", "127.0.0.1:0", "--postgres-url", `postgres://coder:hunter2pw@127.0.0.1:${closed}/coder`]);
+    expect(r.code).toBe(1);
+    const line = errorLine(r.stderr);
+    expect(line).toContain("--postgres-url / CODER_PG_CONNECTION_URL");
+    expect(line).toContain("connection refused");
+    expect(r.stderr).not.toContain("hunter2pw");
+  });
+
+  it("reports a port in use before starting anything", async () => {
+    const busy = createServer();
+    const port = await new Promise<number>((res) => busy.listen(0, "127.0.0.1", () => res((busy.address() as { port: number }).port)));
+    try {
+      const dir = tempConfigDir();
+      const r = await runCli(["--config-dir", dir, "server", "--http-address", `127.0.0.1:${port}`]);
+      expect(r.code).toBe(1);
+      const line = errorLine(r.stderr);
+      expect(line).toContain("--http-address / CODER_HTTP_ADDRESS");
+      expect(line).toContain("already in use");
+      expect(r.stderr).not.toContain("Using built-in PostgreSQL");
+    } finally {
+      busy.close();
+    }
+  });
+});
