@@ -2,6 +2,7 @@
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { runCli, tempConfigDir } from "../helpers/binary.js";
+import { closedPort } from "../helpers/net.js";
 
 function errorLine(stderr: string): string {
   const lines = stderr.trim().split("\n").filter((l) => l.startsWith("error: "));
@@ -27,12 +28,7 @@ describe("coder server configuration errors", () => {
   });
 
   it("reports unreachable Postgres without leaking the password", async () => {
-    const closed = await new Promise<number>((res) => {
-      const s = createServer().listen(0, "127.0.0.1", () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => res(p));
-      });
-    });
+    const closed = await closedPort();
     const r = await runCli(["server", "--http-address", "127.0.0.1:0", "--postgres-url", `postgres://coder:hunter2pw@127.0.0.1:${closed}/coder`]);
     expect(r.code).toBe(1);
     const line = errorLine(r.stderr);
