@@ -1,9 +1,9 @@
 // Assembles the HTTP API: framework settings, request ids and logging, the one error mapper,
 // JSON 404s, and every route module.
 import { randomUUID } from "node:crypto";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
 import type { CoderdOptions } from "./context.js";
-import { errorResponse } from "./httpapi/errors.js";
+import { errorResponse, NotFoundError } from "./httpapi/errors.js";
 import { Router, type RouteInfo } from "./httpapi/route.js";
 import * as authentication from "./routes/authentication.js";
 import * as buildinfo from "./routes/buildinfo.js";
@@ -33,13 +33,27 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
     return503OnClosing: true,
     forceCloseConnections: "idle",
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    // Malformed URLs fail before routing; they get the same error shape as everything else.
+    frameworkErrors: (err, req, reply) => {
+      reply.header(REQUEST_ID_HEADER, req.id);
+      const { status, body } = errorResponse(err);
+      void (reply as FastifyReply).code(status).type("application/json").send(body);
+    },
   });
+  // The API speaks JSON only; anything else is a 415, not a string handed to a JSON schema.
+  app.removeContentTypeParser("text/plain");
 
   let closing = false;
   app.addHook("onRequest", async (req, reply) => {
     reply.header(REQUEST_ID_HEADER, req.id);
     // Once shutdown begins, a keep-alive connection ends with the response in flight on it.
     if (closing) reply.header("connection", "close");
+  });
+
+  // Postgres cannot store U+0000 in text; a path naming such a thing names nothing.
+  app.addHook("preValidation", async (req) => {
+    const params = req.params as Record<string, string> | undefined;
+    if (params && Object.values(params).some((v) => typeof v === "string" && v.includes("\0"))) throw new NotFoundError();
   });
 
   app.addHook("onResponse", async (req, reply) => {
@@ -64,7 +78,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
 
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split("?")[0];
-    return reply.code(404).send({ message: `Route not found: ${req.method} ${path}`, detail: "See /api/v2 for the API's routes." });
+    return reply.code(404).send({ message: `Route not found: ${req.method} ${path}` });
   });
 
   const router = new Router(app, opts);

@@ -14,6 +14,8 @@ export interface AuthContext {
   key: ApiKey;
   user: User;
   subject: Subject;
+  /** The user's organization memberships, loaded with the key. */
+  memberships: Array<{ organization_id: string; roles: string[] }>;
 }
 
 declare module "fastify" {
@@ -65,7 +67,7 @@ export async function authenticate(ctx: Ctx, req: FastifyRequest): Promise<AuthC
     orgRoles: Object.fromEntries(orgRoles.map((m) => [m.organization_id, m.roles])),
     scope: key.scope,
   };
-  return { key, user, subject };
+  return { key, user, subject, memberships: orgRoles };
 }
 
 export function requireAuth(req: FastifyRequest): AuthContext {

@@ -52,8 +52,10 @@ function protectOwner(req: FastifyRequest, target: User): void {
   }
 }
 
-async function toSdkUser(ctx: Ctx, u: User): Promise<sdk.User> {
-  return convert.user(u, await ctx.store.getOrganizationMembershipsByUser(u.id));
+async function toSdkUser(ctx: Ctx, u: User, req?: FastifyRequest): Promise<sdk.User> {
+  // The caller's own memberships came with its API key: no second query for /users/me.
+  const auth = req?.auth;
+  return convert.user(u, auth?.user.id === u.id ? auth.memberships : await ctx.store.getOrganizationMembershipsByUser(u.id));
 }
 
 const listQuery = z.object({
@@ -196,7 +198,7 @@ export function register(r: Router, ctx: Ctx): void {
     method: "GET",
     url: "/api/v2/users/:user",
     auth: "user",
-    handler: async (req) => toSdkUser(ctx, await loadUser(ctx, req, (req.params as { user: string }).user)),
+    handler: async (req) => toSdkUser(ctx, await loadUser(ctx, req, (req.params as { user: string }).user), req),
   });
 
   r.add({
