@@ -11,13 +11,14 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import autocannon from "autocannon";
 import { Client, SESSION_TOKEN_HEADER } from "../src/codersdk/index.js";
 
+/** Latencies of the 2xx responses; null when there were none. */
 export interface LatencyMs {
-  p50: number;
-  p90: number;
-  p95: number;
-  p97_5: number;
-  p99: number;
-  max: number;
+  p50: number | null;
+  p90: number | null;
+  p95: number | null;
+  p97_5: number | null;
+  p99: number | null;
+  max: number | null;
 }
 
 export interface CaseResult {
@@ -35,7 +36,8 @@ export interface CaseResult {
 
 export interface ApiBenchmarkDoc {
   benchmark: "api";
-  machine: { cpus: number; cpu_model: string; node: string };
+  /** busy_before_pct: how busy the machine's CPUs were in the second before the server started (other work skews the figures). */
+  machine: { cpus: number; cpu_model: string; node: string; busy_before_pct: number | null };
   users: number;
   results: CaseResult[];
   server_rss_mb: number | null;
@@ -104,6 +106,24 @@ function rssMb(pid: number): number | null {
   try {
     const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Share of all CPUs' time spent busy (not idle or waiting for I/O) over the next ms, from /proc/stat. */
+async function machineBusyPct(ms: number): Promise<number | null> {
+  const sample = () => {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const idle = (f[3] ?? 0) + (f[4] ?? 0);
+    return { idle, total: f.reduce((a, b) => a + b, 0) };
+  };
+  try {
+    const a = sample();
+    await delay(ms);
+    const b = sample();
+    const total = b.total - a.total;
+    return total > 0 ? Math.round((1 - (b.idle - a.idle) / total) * 100) : null;
   } catch {
     return null;
   }
@@ -218,8 +238,10 @@ async function setup(url: string): Promise<string> {
   if (me.username !== "admin") throw new Error(`logged in as ${me.username}, expected admin`);
   const started = Date.now();
   const ids = Array.from({ length: EXTRA_USERS }, (_, i) => i + 1);
-  await inParallel(ids, 4, async (i) => {
-    await client.createUser({ email: `user${i}@example.com`, username: `user-${i}`, name: `Bench User ${i}`, password: PASSWORD });
+  // login_type "none": the rows are the same shape for the list, and 200 scrypt hashes would
+  // only add ~20 s of setup on a small machine.
+  await inParallel(ids, 8, async (i) => {
+    await client.createUser({ email: `user${i}@example.com`, username: `user-${i}`, name: `Bench User ${i}`, login_type: "none" });
   });
   const list = await client.users({ limit: 25, offset: 0 });
   if (list.count !== EXTRA_USERS + 1 || list.users.length !== 25) {
@@ -229,14 +251,12 @@ async function setup(url: string): Promise<string> {
   return client.sessionToken;
 }
 
-/** Nearest-rank percentile of sorted values. */
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
+/** Nearest-rank percentile of sorted values (ms, rounded to 0.01); null for no values. */
+function percentile(sorted: Float64Array, p: number): number | null {
+  if (sorted.length === 0) return null;
   const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+  return Math.round(sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]! * 100) / 100;
 }
-
-const round2 = (n: number) => Math.round(n * 100) / 100;
 
 interface Measured {
   result: autocannon.Result;
@@ -276,6 +296,8 @@ async function cannon(url: string, token: string, connections: number, durationS
 export async function runApiBenchmark(): Promise<{ doc: ApiBenchmarkDoc; ok: boolean }> {
   const duration = envSeconds("BENCH_DURATION_SECONDS", 5);
   const warmup = envSeconds("BENCH_WARMUP_SECONDS", 1);
+  const busy = await machineBusyPct(1000);
+  if (busy !== null && busy > 10) log(`warning: the CPUs were ${busy}% busy before the benchmark: other work will skew the figures`);
   const server = await ServerProcess.start();
   const onSignal = (sig: NodeJS.Signals) => {
     log(`received ${sig}: stopping the server`);
@@ -308,12 +330,12 @@ export async function runApiBenchmark(): Promise<{ doc: ApiBenchmarkDoc; ok: boo
           requests: total,
           requests_per_second: Math.round(total / result.duration),
           latency_ms: {
-            p50: round2(percentile(latencies, 50)),
-            p90: round2(percentile(latencies, 90)),
-            p95: round2(percentile(latencies, 95)),
-            p97_5: round2(percentile(latencies, 97.5)),
-            p99: round2(percentile(latencies, 99)),
-            max: round2(latencies.length ? latencies[latencies.length - 1]! : 0),
+            p50: percentile(latencies, 50),
+            p90: percentile(latencies, 90),
+            p95: percentile(latencies, 95),
+            p97_5: percentile(latencies, 97.5),
+            p99: percentile(latencies, 99),
+            max: percentile(latencies, 100),
           },
           non_2xx: result.non2xx,
           errors: result.errors,
@@ -327,7 +349,7 @@ export async function runApiBenchmark(): Promise<{ doc: ApiBenchmarkDoc; ok: boo
     const rss = rssMb(server.child.pid!);
     const doc: ApiBenchmarkDoc = {
       benchmark: "api",
-      machine: { cpus: availableParallelism(), cpu_model: cpus()[0]?.model ?? "unknown", node: process.version },
+      machine: { cpus: availableParallelism(), cpu_model: cpus()[0]?.model ?? "unknown", node: process.version, busy_before_pct: busy },
       users: EXTRA_USERS + 1,
       results,
       server_rss_mb: rss,
