@@ -155,7 +155,9 @@ class ServerProcess {
       fd = openSync(logFile, "a");
       const env = { ...process.env };
       delete env.CODER_PG_CONNECTION_URL; // the built-in Postgres
-      const args = [join(root, "bin", "coder.js"), "--config-dir", configDir, "server", "--http-address", `127.0.0.1:${port}`, "--log-json", "/dev/null"];
+      // As in production: JSON request logs to a file, no human log on the terminal.
+      env.CODER_LOGGING_HUMAN = "";
+      const args = [join(root, "bin", "coder.js"), "--config-dir", configDir, "server", "--http-address", `127.0.0.1:${port}`, "--log-json", join(configDir, "server.json.log")];
       log(`starting: node ${args.map((a) => a.replace(root + "/", "")).join(" ")}`);
       const child = spawn(process.execPath, args, { cwd: root, env, stdio: ["ignore", fd, fd] });
       return new ServerProcess(child, configDir, logFile, port);

@@ -2,7 +2,8 @@
 // JSON 404s, and every route module.
 import { randomUUID } from "node:crypto";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
-import type { CoderdOptions } from "./context.js";
+import { ApiKeyCache } from "./auth/api-key-cache.js";
+import type { CoderdOptions, Ctx } from "./context.js";
 import { errorResponse, NotFoundError } from "./httpapi/errors.js";
 import { Router, type RouteInfo } from "./httpapi/route.js";
 import * as authentication from "./routes/authentication.js";
@@ -81,8 +82,11 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
     return reply.code(404).send({ message: `Route not found: ${req.method} ${path}` });
   });
 
-  const router = new Router(app, opts);
-  for (const mod of [buildinfo, authentication, users, tokens, organizations]) mod.register(router, opts);
+  const authCache = new ApiKeyCache(opts.pubsub);
+  await authCache.start();
+  const ctx: Ctx = { ...opts, authCache };
+  const router = new Router(app, ctx);
+  for (const mod of [buildinfo, authentication, users, tokens, organizations]) mod.register(router, ctx);
   await app.ready();
 
   return {
@@ -104,6 +108,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
       } finally {
         clearInterval(sweep);
         clearTimeout(force);
+        authCache.stop();
       }
     },
   };

@@ -1,9 +1,11 @@
 // What every route handler can reach: the store, the settings and the logger.
 import type { Logger } from "pino";
-import type { Store } from "../database/index.js";
+import type { Pubsub, Store } from "../database/index.js";
+import type { ApiKeyCache } from "./auth/api-key-cache.js";
 
 export interface CoderdOptions {
   store: Store;
+  pubsub: Pubsub;
   logger: Logger;
   accessUrl: string;
   deploymentId: string;
@@ -13,4 +15,7 @@ export interface CoderdOptions {
   maxRequestBodyBytes: number;
 }
 
-export type Ctx = CoderdOptions;
+export type Ctx = CoderdOptions & {
+  /** Token lookups; call invalidateUser after changing anything it caches. */
+  authCache: ApiKeyCache;
+};

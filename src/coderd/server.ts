@@ -97,6 +97,7 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
 
     const coderd = await createCoderd({
       store: db.store,
+      pubsub: db.pubsub,
       logger,
       accessUrl,
       deploymentId: await db.store.ensureDeploymentId(),

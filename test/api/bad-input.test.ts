@@ -9,7 +9,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { SESSION_TOKEN_COOKIE, SESSION_TOKEN_HEADER, type Client, type Organization, type User } from "../../src/codersdk/index.js";
-import { createFirstUser, createUserWithRoles, DEFAULT_PASSWORD, startTestServer, type TestServer } from "../helpers/coderd.js";
+import { createFirstUser, createUserWithRoles, DEFAULT_PASSWORD, invalidateAuthCache, startTestServer, type TestServer } from "../helpers/coderd.js";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -1097,6 +1097,7 @@ describe("session tokens", () => {
     // Make the keys "unused for minutes", so that an accepted request would move last_used.
     const old = new Date(Date.now() - 5 * 60_000);
     await srv.db.store.kysely.updateTable("api_keys").set({ last_used: old }).where("user_id", "=", d.bob.userId).execute();
+    await invalidateAuthCache(srv, d.bob.userId);
     const before = await snapshot(srv);
 
     const bad: Array<[string, string]> = [
@@ -1173,6 +1174,7 @@ describe("session tokens", () => {
       .set({ expires_at: past, last_used: old })
       .where("id", "in", [keyIdOf(api), keyIdOf(session)])
       .execute();
+    await invalidateAuthCache(srv, alice.userId);
     const before = await snapshot(srv);
 
     await checkAll(

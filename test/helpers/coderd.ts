@@ -2,12 +2,13 @@
 import pino from "pino";
 import { onTestFinished } from "vitest";
 import { Client } from "../../src/codersdk/index.js";
-import { createCoderd, type Coderd } from "../../src/coderd/index.js";
+import { AUTH_INVALIDATE_CHANNEL, createCoderd, type Coderd } from "../../src/coderd/index.js";
 import { openDatabase, type Database } from "../../src/database/index.js";
 import { createTestDatabase } from "./database.js";
 
 export interface TestServer {
   url: string;
+  databaseUrl: string;
   close(): Promise<void>;
   coderd: Coderd;
   db: Database;
@@ -22,12 +23,16 @@ export interface TestServerOptions {
   maxTokenLifetimeMs?: number;
   /** Set when starting from beforeAll: the caller then calls close() itself. */
   manualClose?: boolean;
+  /** Another server's database, to run a second replica on it. */
+  databaseUrl?: string;
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
-  const db = await openDatabase(await createTestDatabase({ keep: opts.manualClose }));
+  const databaseUrl = opts.databaseUrl ?? (await createTestDatabase({ keep: opts.manualClose }));
+  const db = await openDatabase(databaseUrl);
   const coderd = await createCoderd({
     store: db.store,
+    pubsub: db.pubsub,
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
     accessUrl: "http://127.0.0.1",
     deploymentId: await db.store.ensureDeploymentId(),
@@ -43,7 +48,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     await db.close();
   };
   if (!opts.manualClose) onTestFinished(close);
-  return { url, coderd, db, close, anonymous: () => new Client(url) };
+  return { url, databaseUrl, coderd, db, close, anonymous: () => new Client(url) };
 }
 
 export interface FirstUser {
@@ -72,4 +77,17 @@ export async function createUserWithRoles(
   const client = srv.anonymous();
   client.sessionToken = (await client.loginWithPassword(email, DEFAULT_PASSWORD)).session_token;
   return { client, userId: user.id };
+}
+
+/**
+ * After a test edits api_keys or users directly in SQL: tells every server process, as another
+ * replica would, to drop what it cached for the user, and waits until the message was delivered.
+ */
+export async function invalidateAuthCache(srv: TestServer, userId: string): Promise<void> {
+  let delivered!: () => void;
+  const got = new Promise<void>((res) => (delivered = res));
+  const unsubscribe = await srv.db.pubsub.subscribe(AUTH_INVALIDATE_CHANNEL, { onMessage: (p) => p === userId && delivered() });
+  await srv.db.pubsub.publish(AUTH_INVALIDATE_CHANNEL, userId);
+  await got;
+  unsubscribe();
 }

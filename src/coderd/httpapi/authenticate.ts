@@ -42,7 +42,7 @@ export async function authenticate(ctx: Ctx, req: FastifyRequest): Promise<AuthC
   }
   const parsed = parseToken(token);
   if (!parsed) throw new UnauthorizedError("Invalid API key.", "The session token is malformed.");
-  const found = await ctx.store.getApiKeyWithUser(parsed.id);
+  const found = await ctx.authCache.get(parsed.id, (id) => ctx.store.getApiKeyWithUser(id));
   if (!found || !secretMatches(parsed.secret, found.key.hashed_secret)) {
     throw new UnauthorizedError("Invalid API key.", "The session token does not exist or was revoked. Log in again.");
   }
@@ -57,6 +57,9 @@ export async function authenticate(ctx: Ctx, req: FastifyRequest): Promise<AuthC
   if (now.getTime() - key.last_used.getTime() > LAST_USED_WRITE_INTERVAL_MS) {
     // Login sessions slide forward while used; named tokens keep the expiry they were given.
     const expires = key.login_type === "token" ? undefined : new Date(now.getTime() + key.lifetime_seconds * 1000);
+    // The (possibly cached) key records the write too, so the next request does not repeat it.
+    key.last_used = now;
+    if (expires) key.expires_at = expires;
     Promise.all([ctx.store.touchApiKey(key.id, now, expires), ctx.store.touchUserLastSeen(user.id, now)]).catch((err) =>
       req.log.warn({ err }, "failed to record API key use"),
     );

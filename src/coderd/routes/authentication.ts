@@ -115,6 +115,7 @@ export function register(r: Router, ctx: Ctx): void {
     handler: async (req, reply) => {
       const { key } = requireAuth(req);
       await ctx.store.deleteApiKey(key.id);
+      await ctx.authCache.invalidateUser(key.user_id);
       reply.header("set-cookie", sessionCookie(SESSION_TOKEN_COOKIE, "", { secure: secureCookie(ctx), maxAgeSeconds: 0 }));
       return { message: "Logged out." };
     },

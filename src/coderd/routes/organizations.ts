@@ -82,6 +82,7 @@ export function register(r: Router, ctx: Ctx): void {
           return created;
         })
         .catch(orgNameConflict);
+      await ctx.authCache.invalidateUser(auth.user.id);
       reply.code(201);
       return convert.organization(org);
     },
@@ -116,7 +117,9 @@ export function register(r: Router, ctx: Ctx): void {
       const org = await loadOrg(ctx, req, (req.params as OrgParams).org);
       authorizeObject(req, "delete", orgObject(org));
       if (org.is_default) throw new BadRequestError("The default organization cannot be deleted.");
+      const members = await ctx.store.listOrganizationMembers(org.id);
       await ctx.store.deleteOrganization(org.id);
+      for (const m of members) await ctx.authCache.invalidateUser(m.user_id);
       reply.code(204);
     },
   });
@@ -149,6 +152,7 @@ export function register(r: Router, ctx: Ctx): void {
       const user = await loadTargetUser(ctx, params.user);
       try {
         const m = await ctx.store.insertOrganizationMember({ organization_id: org.id, user_id: user.id, roles: [] });
+        await ctx.authCache.invalidateUser(user.id);
         reply.code(201);
         return convert.organizationMember(m, user);
       } catch (err) {
@@ -169,6 +173,7 @@ export function register(r: Router, ctx: Ctx): void {
       const user = await loadTargetUser(ctx, params.user);
       if (user.id === requireAuth(req).user.id) throw new BadRequestError("You cannot remove yourself from an organization.");
       if (!(await ctx.store.deleteOrganizationMember(org.id, user.id))) throw new NotFoundError("The user is not a member of this organization.");
+      await ctx.authCache.invalidateUser(user.id);
       reply.code(204);
     },
   });
@@ -199,6 +204,7 @@ export function register(r: Router, ctx: Ctx): void {
       }
       const updated = await ctx.store.updateOrganizationMemberRoles(org.id, user.id, wanted);
       if (!updated) throw new NotFoundError();
+      await ctx.authCache.invalidateUser(user.id);
       return convert.organizationMember(updated, user);
     },
   });

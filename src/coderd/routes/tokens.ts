@@ -103,6 +103,7 @@ export function register(r: Router, ctx: Ctx): void {
       if (!key || key.user_id !== owner.id) throw new NotFoundError();
       authorizeObject(req, "delete", { type: "api_key", id: key.id, ownerId: owner.id });
       await ctx.store.deleteApiKey(key.id);
+      await ctx.authCache.invalidateUser(owner.id);
       req.log.info({ user_id: owner.id, key_id: key.id }, "API key deleted");
       reply.code(204);
     },

@@ -136,7 +136,8 @@ export function register(r: Router, ctx: Ctx): void {
         limit: query.limit || 100,
         offset: query.offset ?? 0,
       });
-      return { users: await Promise.all(users.map((u) => toSdkUser(ctx, u))), count };
+      const memberships = await ctx.store.getOrganizationMembershipsByUsers(users.map((u) => u.id));
+      return { users: users.map((u) => convert.user(u, memberships.filter((m) => m.user_id === u.id))), count };
     },
   });
 
@@ -215,6 +216,7 @@ export function register(r: Router, ctx: Ctx): void {
         await tx.updateUser(target.id, { deleted: true, username: `${target.username}-deleted-${randomBytes(4).toString("hex")}` });
         await tx.deleteApiKeysByUser(target.id);
       });
+      await ctx.authCache.invalidateUser(target.id);
       req.log.info({ target_user_id: target.id }, "user deleted");
       reply.code(204);
     },
@@ -239,6 +241,7 @@ export function register(r: Router, ctx: Ctx): void {
         throw err;
       }
       if (!updated) throw new NotFoundError();
+      await ctx.authCache.invalidateUser(target.id);
       return toSdkUser(ctx, updated);
     },
   });
@@ -258,6 +261,7 @@ export function register(r: Router, ctx: Ctx): void {
         protectOwner(req, target);
         const updated = await ctx.store.updateUserStatus(target.id, status);
         if (!updated) throw new NotFoundError();
+        await ctx.authCache.invalidateUser(target.id);
         req.log.info({ target_user_id: target.id, status }, "user status changed");
         return toSdkUser(ctx, updated);
       },
@@ -290,6 +294,7 @@ export function register(r: Router, ctx: Ctx): void {
         // Every other login session of the user ends; the one making the change stays.
         await tx.deleteLoginSessionsByUser(target.id, self ? auth.key.id : undefined);
       });
+      await ctx.authCache.invalidateUser(target.id);
       reply.code(204);
     },
   });
@@ -333,6 +338,7 @@ export function register(r: Router, ctx: Ctx): void {
       }
       const updated = await ctx.store.updateUser(target.id, { rbac_roles: wanted });
       if (!updated) throw new NotFoundError();
+      await ctx.authCache.invalidateUser(target.id);
       req.log.info({ target_user_id: target.id, roles: wanted }, "user roles changed");
       return toSdkUser(ctx, updated);
     },

@@ -108,3 +108,8 @@ export async function deleteOrganizationMember(db: Kysely<DB>, organizationId: s
     .executeTakeFirst();
   return res.numDeletedRows > 0n;
 }
+
+export async function getOrganizationMembershipsByUsers(db: Kysely<DB>, userIds: string[]): Promise<OrganizationMember[]> {
+  if (userIds.length === 0) return [];
+  return db.selectFrom("organization_members").selectAll().where("user_id", "in", userIds).execute();
+}

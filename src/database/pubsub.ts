@@ -1,0 +1,126 @@
+// Pubsub over Postgres LISTEN/NOTIFY: one listening connection per process, re-established with
+// backoff when it drops. After a reconnect every subscriber is told that messages may have
+// been missed, so it can resync from the database. Payloads are small (ids, not bodies).
+import pg from "pg";
+
+export const MAX_PAYLOAD_BYTES = 7900; // Postgres refuses NOTIFY payloads of 8000 bytes or more
+
+export interface Subscriber {
+  onMessage(payload: string): void;
+  /** Called after the listener reconnected: messages may have been lost meanwhile. */
+  onDrop?(): void;
+}
+
+export interface Pubsub {
+  publish(channel: string, payload: string): Promise<void>;
+  /** Resolves once the LISTEN is in effect; the returned function unsubscribes. */
+  subscribe(channel: string, subscriber: Subscriber): Promise<() => void>;
+  close(): Promise<void>;
+}
+
+const ident = (channel: string) => {
+  if (!/^[a-z0-9_:.-]{1,60}$/i.test(channel)) throw new Error(`invalid pubsub channel name "${channel}"`);
+  return `"${channel}"`;
+};
+
+export class PgPubsub implements Pubsub {
+  private client: pg.Client | undefined;
+  private connecting: Promise<pg.Client> | undefined;
+  private readonly channels = new Map<string, Set<Subscriber>>();
+  private closed = false;
+  private backoffMs = 100;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly connectionString: string,
+    private readonly onError: (err: unknown) => void = () => {},
+  ) {}
+
+  async publish(channel: string, payload: string): Promise<void> {
+    if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) throw new Error(`pubsub payload on ${channel} exceeds ${MAX_PAYLOAD_BYTES} bytes`);
+    ident(channel);
+    await this.pool.query("SELECT pg_notify($1, $2)", [channel, payload]);
+  }
+
+  async subscribe(channel: string, subscriber: Subscriber): Promise<() => void> {
+    const q = ident(channel);
+    let set = this.channels.get(channel);
+    const first = !set;
+    if (!set) {
+      set = new Set();
+      this.channels.set(channel, set);
+    }
+    set.add(subscriber);
+    if (first) {
+      const client = await this.connection();
+      await client.query(`LISTEN ${q}`);
+    }
+    return () => {
+      const s = this.channels.get(channel);
+      if (!s) return;
+      s.delete(subscriber);
+      if (s.size === 0) {
+        this.channels.delete(channel);
+        this.client?.query(`UNLISTEN ${q}`).catch(() => {});
+      }
+    };
+  }
+
+  private connection(): Promise<pg.Client> {
+    if (this.client) return Promise.resolve(this.client);
+    this.connecting ??= this.connect().finally(() => (this.connecting = undefined));
+    return this.connecting;
+  }
+
+  private async connect(): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: this.connectionString, application_name: "coderd-pubsub" });
+    client.on("notification", (n) => {
+      const subs = this.channels.get(n.channel);
+      if (!subs) return;
+      for (const s of subs) {
+        try {
+          s.onMessage(n.payload ?? "");
+        } catch (err) {
+          this.onError(err);
+        }
+      }
+    });
+    const lost = (err?: unknown) => {
+      if (this.client !== client) return;
+      this.client = undefined;
+      client.removeAllListeners("end");
+      client.end().catch(() => {});
+      if (err) this.onError(err);
+      if (!this.closed) void this.reconnect();
+    };
+    client.on("error", lost);
+    client.on("end", () => lost());
+    await client.connect();
+    this.client = client;
+    return client;
+  }
+
+  private async reconnect(): Promise<void> {
+    while (!this.closed) {
+      await new Promise((r) => setTimeout(r, this.backoffMs * (0.5 + Math.random())));
+      try {
+        const client = await this.connection();
+        for (const channel of this.channels.keys()) await client.query(`LISTEN ${ident(channel)}`);
+        this.backoffMs = 100;
+        for (const subs of this.channels.values()) for (const s of subs) s.onDrop?.();
+        return;
+      } catch (err) {
+        this.onError(err);
+        this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.channels.clear();
+    const c = this.client;
+    this.client = undefined;
+    await c?.end().catch(() => {});
+  }
+}
