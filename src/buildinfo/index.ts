@@ -1,6 +1,7 @@
 // Version and commit of this build. `npm run build` writes dist/buildinfo.json; running from
 // source (tests) falls back to package.json and "development".
 import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 
 export interface Build {
   version: string;
@@ -15,3 +16,6 @@ function load(): Build {
 }
 
 export const build: Build = load();
+
+/** How to run this build's `coder` binary (for processes it starts, such as workspace agents). */
+export const coderCommand: readonly string[] = [process.execPath, fileURLToPath(new URL("../../bin/coder.js", import.meta.url))];

@@ -111,6 +111,30 @@ export function buildProgram(): Command {
     .description("Delete a token.")
     .action(lazy(() => import("./commands/tokens.js").then((m) => ({ run: m.remove }))));
 
+  const provisioner = program.command("provisioner").description("Run and inspect provisioner daemons.");
+  provisioner
+    .command("start")
+    .description("Run an external provisioner daemon (SIGHUP/SIGTERM: finish the current job and exit; SIGINT: cancel it and exit).")
+    .option("--name <name>", "daemon name (default: hostname-pid)")
+    .option("-t, --tag <key=value>", "a tag; jobs run here only if all their tags match (repeatable)", (v: string, prev: string[] = []) => [...prev, v])
+    .option("--psk <key>", "pre-shared key (env: CODER_PROVISIONER_DAEMON_PSK)")
+    .option("--org, --organization <org>", "organization to serve", "default")
+    .option("--cache-dir <dir>", "work directories and local workspaces (env: CODER_CACHE_DIRECTORY)")
+    .option("-v, --verbose", "debug logs")
+    .action(lazy(() => import("./commands/provisioner.js").then((m) => ({ run: m.start }))));
+  provisioner
+    .command("list")
+    .alias("ls")
+    .description("List provisioner daemons.")
+    .option("--org, --organization <org>", "organization", "default")
+    .addOption(output())
+    .action(lazy(() => import("./commands/provisioner.js").then((m) => ({ run: m.list }))));
+
+  program
+    .command("agent")
+    .description("Run the workspace agent (started by a workspace's provisioner; reads CODER_AGENT_URL and CODER_AGENT_TOKEN).")
+    .action(lazy(() => import("./commands/agent.js")));
+
   return program;
 }
 

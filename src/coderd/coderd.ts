@@ -1,20 +1,29 @@
 // Assembles the HTTP API: framework settings, request ids and logging, the one error mapper,
 // JSON 404s, and every route module.
 import { randomUUID } from "node:crypto";
+import websocket from "@fastify/websocket";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
 import { ApiKeyCache } from "./auth/api-key-cache.js";
 import type { CoderdOptions, Ctx } from "./context.js";
 import { errorResponse, NotFoundError } from "./httpapi/errors.js";
 import { Router, type RouteInfo } from "./httpapi/route.js";
 import * as authentication from "./routes/authentication.js";
+import { startBuiltinDaemons, type BuiltinDaemons } from "./provisionerdserver/builtin.js";
+import { ProvisionerdServer } from "./provisionerdserver/server.js";
 import * as buildinfo from "./routes/buildinfo.js";
+import * as files from "./routes/files.js";
 import * as organizations from "./routes/organizations.js";
+import * as provisionerdaemons from "./routes/provisionerdaemons.js";
+import * as templates from "./routes/templates.js";
 import * as tokens from "./routes/tokens.js";
 import * as users from "./routes/users.js";
+import * as workspaces from "./routes/workspaces.js";
 
 export interface Coderd {
   app: FastifyInstance;
   routes: RouteInfo[];
+  provisionerd: ProvisionerdServer;
+  builtinDaemons: BuiltinDaemons;
   /** Listens on host:port; resolves with the bound address. */
   listen(host: string, port: number): Promise<{ host: string; port: number }>;
   /** Stops accepting, lets in-flight requests finish, then resolves. */
@@ -82,12 +91,26 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
     return reply.code(404).send({ message: `Route not found: ${req.method} ${path}` });
   });
 
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 * 1024 } });
+
   const authCache = new ApiKeyCache(opts.pubsub);
   await authCache.start();
-  const ctx: Ctx = { ...opts, authCache };
+  const ctx = { ...opts, authCache } as Ctx;
+  ctx.provisionerd = new ProvisionerdServer(ctx, {
+    hangTimeoutMs: opts.provisionerJobHangTimeoutMs,
+    pendingTimeoutMs: opts.provisionerJobPendingTimeoutMs,
+  });
+  await ctx.provisionerd.start();
+
   const router = new Router(app, ctx);
-  for (const mod of [buildinfo, authentication, users, tokens, organizations]) mod.register(router, ctx);
+  for (const mod of [buildinfo, authentication, users, tokens, organizations, templates, workspaces, provisionerdaemons]) mod.register(router, ctx);
+  // Archives are the only non-JSON bodies, accepted on the upload route alone.
+  await app.register(async (scope) => {
+    scope.addContentTypeParser(files.ARCHIVE_CONTENT_TYPES, { parseAs: "buffer", bodyLimit: opts.maxFileBytes }, (_req, body, done) => done(null, body));
+    files.register(router.scoped(scope), ctx);
+  });
   await app.ready();
+  const builtin: BuiltinDaemons = await startBuiltinDaemons(ctx, ctx.provisionerd, opts.provisionerDaemons);
 
   return {
     app,
@@ -97,8 +120,13 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
       const addr = app.server.address() as { address: string; port: number };
       return { host: addr.address, port: addr.port };
     },
+    provisionerd: ctx.provisionerd,
+    builtinDaemons: builtin,
     async close() {
       closing = true;
+      // Built-in daemons finish their jobs while the API still serves (they report through it).
+      await builtin.shutdown();
+      ctx.provisionerd.stop();
       // Connections that go idle after their in-flight response are closed as they do; those
       // still busy after the grace period are cut.
       const sweep = setInterval(() => app.server.closeIdleConnections(), 50);

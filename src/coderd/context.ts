@@ -2,6 +2,7 @@
 import type { Logger } from "pino";
 import type { Pubsub, Store } from "../database/index.js";
 import type { ApiKeyCache } from "./auth/api-key-cache.js";
+import type { ProvisionerdServer } from "./provisionerdserver/server.js";
 
 export interface CoderdOptions {
   store: Store;
@@ -13,9 +14,20 @@ export interface CoderdOptions {
   maxTokenLifetimeMs: number;
   secureAuthCookie: boolean;
   maxRequestBodyBytes: number;
+  /** Largest uploaded template archive. */
+  maxFileBytes: number;
+  /** Pre-shared key for external provisioner daemons ("" disables it). */
+  provisionerDaemonPsk: string;
+  /** How many provisioner daemons run inside coderd (0: none). */
+  provisionerDaemons: number;
+  /** Where built-in daemons keep work directories and local workspaces. */
+  cacheDir: string;
+  provisionerJobHangTimeoutMs: number;
+  provisionerJobPendingTimeoutMs: number;
 }
 
 export type Ctx = CoderdOptions & {
   /** Token lookups; call invalidateUser after changing anything it caches. */
   authCache: ApiKeyCache;
+  provisionerd: ProvisionerdServer;
 };

@@ -105,6 +105,12 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
       maxTokenLifetimeMs: values.maxTokenLifetimeMs,
       secureAuthCookie: values.secureAuthCookie,
       maxRequestBodyBytes: values.maxRequestBodyBytes,
+      maxFileBytes: values.maxFileBytes,
+      cacheDir: values.cacheDir,
+      provisionerDaemons: values.provisionerDaemons,
+      provisionerDaemonPsk: values.provisionerDaemonPsk,
+      provisionerJobHangTimeoutMs: values.provisionerJobHangTimeoutMs,
+      provisionerJobPendingTimeoutMs: values.provisionerJobPendingTimeoutMs,
     });
     let bound: { host: string; port: number };
     try {

@@ -1,4 +1,5 @@
 // The one typed client of the API, used by the CLI, the tests and the benchmarks.
+import WebSocket from "ws";
 import { CoderSDKError } from "./errors.js";
 import type {
   APIKey,
@@ -14,6 +15,21 @@ import type {
   LoginWithPasswordResponse,
   Organization,
   OrganizationMember,
+  CreateTemplateRequest,
+  CreateTemplateVersionRequest,
+  CreateWorkspaceBuildRequest,
+  CreateWorkspaceRequest,
+  ProvisionerDaemon,
+  ProvisionerJobLog,
+  Template,
+  TemplateVersion,
+  TemplateVersionParameter,
+  UpdateTemplateRequest,
+  UploadResponse,
+  Workspace,
+  WorkspaceBuild,
+  WorkspaceResource,
+  WorkspacesResponse,
   Response as APIResponse,
   UpdateOrganizationRequest,
   UpdateUserPasswordRequest,
@@ -44,14 +60,14 @@ export class Client {
   }
 
   /** Sends one request; resolves with the decoded JSON body, or throws CoderSDKError. */
-  async request<T>(method: string, path: string, body?: unknown, init: { headers?: Record<string, string> } = {}): Promise<T> {
+  async request<T>(method: string, path: string, body?: unknown, init: { headers?: Record<string, string>; raw?: Uint8Array } = {}): Promise<T> {
     const target = new URL(path, this.url);
     const headers: Record<string, string> = { Accept: "application/json", ...init.headers };
     if (this.sessionToken) headers[SESSION_TOKEN_HEADER] = this.sessionToken;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let res: globalThis.Response;
     try {
-      res = await fetch(target, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      res = await fetch(target, { method, headers, body: init.raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new CoderSDKError(
@@ -154,6 +170,188 @@ export class Client {
   }
   deleteAPIKey(user: string, id: string) {
     return this.request<void>("DELETE", `/api/v2/users/${enc(user)}/keys/${enc(id)}`);
+  }
+
+  /**
+   * Opens a WebSocket to an API path with the session token; rejects with CoderSDKError when
+   * the server refuses the upgrade.
+   */
+  dial(path: string): Promise<WebSocket> {
+    const u = new URL(path, this.url);
+    u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+    const headers: Record<string, string> = this.sessionToken ? { [SESSION_TOKEN_HEADER]: this.sessionToken } : {};
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(u, { headers });
+      ws.once("open", () => resolve(ws));
+      ws.once("unexpected-response", (_req, res) => {
+        let text = "";
+        res.on("data", (d: Buffer) => (text += d));
+        res.on("end", () => {
+          let body: APIResponse = { message: `Unexpected ${res.statusCode} from ${u.pathname}` };
+          try {
+            body = JSON.parse(text) as APIResponse;
+          } catch {
+            // keep the generic message
+          }
+          reject(new CoderSDKError(res.statusCode ?? 0, body, "GET", u.toString()));
+        });
+      });
+      ws.once("error", (err) => reject(new CoderSDKError(0, { message: `Cannot reach ${this.url.origin}`, detail: err.message }, "GET", u.toString())));
+    });
+  }
+
+  /** Streams a job's logs (past, then live) until the job ends. */
+  async *followLogs(path: string, after = 0): AsyncGenerator<ProvisionerJobLog> {
+    const ws = await this.dial(`${path}?follow&after=${after}`);
+    const queue: ProvisionerJobLog[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    let failure: Error | undefined;
+    ws.on("message", (data) => {
+      queue.push(JSON.parse(data.toString()) as ProvisionerJobLog);
+      wake?.();
+    });
+    ws.on("close", (code, reason) => {
+      done = true;
+      if (code !== 1000) failure = new Error(`log stream closed: ${code} ${reason.toString()}`.trim());
+      wake?.();
+    });
+    ws.on("error", () => {});
+    try {
+      for (;;) {
+        while (queue.length) yield queue.shift()!;
+        if (done) break;
+        await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+      }
+      if (failure) throw failure;
+    } finally {
+      ws.close();
+    }
+  }
+
+  // Files, templates and template versions
+  uploadFile(data: Uint8Array, contentType = "application/x-tar") {
+    return this.request<UploadResponse>("POST", "/api/v2/files", undefined, { raw: data, headers: { "Content-Type": contentType } });
+  }
+  createTemplateVersion(org: string, req: CreateTemplateVersionRequest) {
+    return this.request<TemplateVersion>("POST", `/api/v2/organizations/${enc(org)}/templateversions`, req);
+  }
+  templateVersion(id: string) {
+    return this.request<TemplateVersion>("GET", `/api/v2/templateversions/${enc(id)}`);
+  }
+  templateVersionParameters(id: string) {
+    return this.request<TemplateVersionParameter[]>("GET", `/api/v2/templateversions/${enc(id)}/parameters`);
+  }
+  templateVersionResources(id: string) {
+    return this.request<WorkspaceResource[]>("GET", `/api/v2/templateversions/${enc(id)}/resources`);
+  }
+  templateVersionLogs(id: string) {
+    return this.request<ProvisionerJobLog[]>("GET", `/api/v2/templateversions/${enc(id)}/logs`);
+  }
+  followTemplateVersionLogs(id: string, after = 0) {
+    return this.followLogs(`/api/v2/templateversions/${enc(id)}/logs`, after);
+  }
+  cancelTemplateVersion(id: string) {
+    return this.request<{ message: string }>("PATCH", `/api/v2/templateversions/${enc(id)}/cancel`);
+  }
+  createTemplate(org: string, req: CreateTemplateRequest) {
+    return this.request<Template>("POST", `/api/v2/organizations/${enc(org)}/templates`, req);
+  }
+  templates(org: string) {
+    return this.request<Template[]>("GET", `/api/v2/organizations/${enc(org)}/templates`);
+  }
+  templateByName(org: string, name: string) {
+    return this.request<Template>("GET", `/api/v2/organizations/${enc(org)}/templates/${enc(name)}`);
+  }
+  template(id: string) {
+    return this.request<Template>("GET", `/api/v2/templates/${enc(id)}`);
+  }
+  updateTemplate(id: string, req: UpdateTemplateRequest) {
+    return this.request<Template>("PATCH", `/api/v2/templates/${enc(id)}`, req);
+  }
+  deleteTemplate(id: string) {
+    return this.request<void>("DELETE", `/api/v2/templates/${enc(id)}`);
+  }
+  templateVersions(templateId: string) {
+    return this.request<TemplateVersion[]>("GET", `/api/v2/templates/${enc(templateId)}/versions`);
+  }
+  promoteTemplateVersion(templateId: string, versionId: string) {
+    return this.request<Template>("PATCH", `/api/v2/templates/${enc(templateId)}/versions`, { id: versionId });
+  }
+
+  // Workspaces and builds
+  createWorkspace(user: string, req: CreateWorkspaceRequest) {
+    return this.request<Workspace>("POST", `/api/v2/users/${enc(user)}/workspaces`, req);
+  }
+  workspaces(q?: string, page: { limit?: number; offset?: number } = {}) {
+    const qs = new URLSearchParams();
+    if (q) qs.set("q", q);
+    if (page.limit !== undefined) qs.set("limit", String(page.limit));
+    if (page.offset !== undefined) qs.set("offset", String(page.offset));
+    const s = qs.toString();
+    return this.request<WorkspacesResponse>("GET", `/api/v2/workspaces${s ? `?${s}` : ""}`);
+  }
+  workspace(id: string) {
+    return this.request<Workspace>("GET", `/api/v2/workspaces/${enc(id)}`);
+  }
+  workspaceByOwnerAndName(owner: string, name: string) {
+    return this.request<Workspace>("GET", `/api/v2/users/${enc(owner)}/workspace/${enc(name)}`);
+  }
+  createWorkspaceBuild(workspaceId: string, req: CreateWorkspaceBuildRequest) {
+    return this.request<WorkspaceBuild>("POST", `/api/v2/workspaces/${enc(workspaceId)}/builds`, req);
+  }
+  workspaceBuilds(workspaceId: string) {
+    return this.request<WorkspaceBuild[]>("GET", `/api/v2/workspaces/${enc(workspaceId)}/builds`);
+  }
+  workspaceBuild(id: string) {
+    return this.request<WorkspaceBuild>("GET", `/api/v2/workspacebuilds/${enc(id)}`);
+  }
+  workspaceBuildLogs(id: string) {
+    return this.request<ProvisionerJobLog[]>("GET", `/api/v2/workspacebuilds/${enc(id)}/logs`);
+  }
+  followWorkspaceBuildLogs(id: string, after = 0) {
+    return this.followLogs(`/api/v2/workspacebuilds/${enc(id)}/logs`, after);
+  }
+  cancelWorkspaceBuild(id: string) {
+    return this.request<{ message: string }>("PATCH", `/api/v2/workspacebuilds/${enc(id)}/cancel`);
+  }
+  /** Server-sent events: the workspace now, then after every change, until the signal aborts. */
+  async *watchWorkspace(id: string, signal: AbortSignal): AsyncGenerator<Workspace> {
+    const headers: Record<string, string> = { Accept: "text/event-stream" };
+    if (this.sessionToken) headers[SESSION_TOKEN_HEADER] = this.sessionToken;
+    const res = await fetch(new URL(`/api/v2/workspaces/${enc(id)}/watch`, this.url), { headers, signal });
+    if (!res.ok || !res.body) {
+      const text = await res.text();
+      let body: APIResponse = { message: `Unexpected ${res.status} watching workspace` };
+      try {
+        body = JSON.parse(text) as APIResponse;
+      } catch {
+        // keep the generic message
+      }
+      throw new CoderSDKError(res.status, body, "GET", res.url);
+    }
+    const decoder = new TextDecoder();
+    let buf = "";
+    try {
+      for await (const chunk of res.body) {
+        buf += decoder.decode(chunk as Uint8Array, { stream: true });
+        let end: number;
+        while ((end = buf.indexOf("\n\n")) >= 0) {
+          const event = buf.slice(0, end);
+          buf = buf.slice(end + 2);
+          const data = event.split("\n").find((l) => l.startsWith("data: "));
+          if (event.startsWith("event: data") && data) yield JSON.parse(data.slice(6)) as Workspace;
+        }
+      }
+    } catch (err) {
+      if (!signal.aborted) throw err;
+    }
+  }
+
+  // Provisioner daemons
+  provisionerDaemons(org: string) {
+    return this.request<ProvisionerDaemon[]>("GET", `/api/v2/organizations/${enc(org)}/provisionerdaemons`);
   }
 
   // Organizations

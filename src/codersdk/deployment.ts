@@ -16,9 +16,15 @@ export interface DeploymentValues {
   maxTokenLifetimeMs: number;
   secureAuthCookie: boolean;
   maxRequestBodyBytes: number;
+  maxFileBytes: number;
+  cacheDir: string;
+  provisionerDaemons: number;
+  provisionerDaemonPsk: string;
+  provisionerJobHangTimeoutMs: number;
+  provisionerJobPendingTimeoutMs: number;
 }
 
-type Kind = "string" | "hostport" | "url" | "bool" | "duration" | "bytes";
+type Kind = "string" | "hostport" | "url" | "bool" | "duration" | "bytes" | "count";
 
 export interface OptionSpec {
   key: keyof DeploymentValues;
@@ -29,6 +35,11 @@ export interface OptionSpec {
   default: string;
   /** For flags like --log-json that may be given bare: the value they then take. */
   bareValue?: string;
+}
+
+export function defaultCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "coder");
 }
 
 export function defaultConfigDir(): string {
@@ -48,6 +59,12 @@ export const serverOptions: OptionSpec[] = [
   { key: "maxTokenLifetimeMs", flag: "max-token-lifetime", env: "CODER_MAX_TOKEN_LIFETIME", kind: "duration", default: "720h", description: "The longest lifetime a user may give an API token." },
   { key: "secureAuthCookie", flag: "secure-auth-cookie", env: "CODER_SECURE_AUTH_COOKIE", kind: "bool", default: "false", description: "Set the Secure attribute on the session cookie (implied by an https access URL)." },
   { key: "maxRequestBodyBytes", flag: "max-request-body", env: "CODER_MAX_REQUEST_BODY", kind: "bytes", default: "1MiB", description: "Largest JSON request body the API accepts." },
+  { key: "maxFileBytes", flag: "max-file-size", env: "CODER_MAX_FILE_SIZE", kind: "bytes", default: "10MiB", description: "Largest template archive that can be uploaded." },
+  { key: "cacheDir", flag: "cache-dir", env: "CODER_CACHE_DIRECTORY", kind: "string", default: defaultCacheDir(), description: "Work directories of the built-in provisioner daemons, and local workspaces." },
+  { key: "provisionerDaemons", flag: "provisioner-daemons", env: "CODER_PROVISIONER_DAEMONS", kind: "count", default: "3", description: "Number of provisioner daemons to run inside the server (0 disables them)." },
+  { key: "provisionerDaemonPsk", flag: "provisioner-daemon-psk", env: "CODER_PROVISIONER_DAEMON_PSK", kind: "string", default: "", description: "Pre-shared key that external provisioner daemons authenticate with (empty: only users' tokens)." },
+  { key: "provisionerJobHangTimeoutMs", flag: "provisioner-job-hang-timeout", env: "CODER_PROVISIONER_JOB_HANG_TIMEOUT", kind: "duration", default: "5m", description: "A running job whose daemon stopped heartbeating for this long is failed." },
+  { key: "provisionerJobPendingTimeoutMs", flag: "provisioner-job-pending-timeout", env: "CODER_PROVISIONER_JOB_PENDING_TIMEOUT", kind: "duration", default: "30m", description: "A job no daemon picked up for this long is failed." },
 ];
 
 export interface OptionError {
@@ -86,6 +103,10 @@ function parseValue(o: OptionSpec, raw: string): { value?: unknown; error?: stri
     case "bytes": {
       const n = parseBytes(raw);
       return n === undefined || n <= 0 ? { error: `"${raw}" is not a size (e.g. 512KiB, 1MiB)` } : { value: n };
+    }
+    case "count": {
+      const n = Number(raw);
+      return /^\d+$/.test(raw.trim()) && n <= 1000 ? { value: n } : { error: `"${raw}" is not a whole number between 0 and 1000` };
     }
     case "url": {
       if (!raw) return { value: "" };

@@ -156,3 +156,209 @@ export interface OrganizationMember {
   created_at: string;
   updated_at: string;
 }
+
+export interface ProvisionerDaemon {
+  id: string;
+  organization_id: string;
+  name: string;
+  tags: Record<string, string>;
+  provisioners: string[];
+  version: string;
+  created_at: string;
+  last_seen_at: string | null;
+  current_job_id: string | null;
+  status: "idle" | "busy" | "offline";
+}
+
+export type ProvisionerJobStatus = "pending" | "running" | "succeeded" | "canceling" | "canceled" | "failed";
+
+export interface ProvisionerJob {
+  id: string;
+  type: "template_version_import" | "workspace_build";
+  status: ProvisionerJobStatus;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  canceled_at: string | null;
+  error: string | null;
+  worker_id: string | null;
+  file_id: string;
+  tags: Record<string, string>;
+  /** Pending jobs ahead of this one (0 when it is next or no longer pending). */
+  queue_position: number;
+  queue_size: number;
+  /** Why a pending job is not being picked up, e.g. no daemon with matching tags. */
+  status_detail: string;
+}
+
+export interface ProvisionerJobLog {
+  id: number;
+  created_at: string;
+  source: string;
+  level: string;
+  stage: string;
+  output: string;
+}
+
+export interface UploadResponse {
+  id: string;
+  hash: string;
+}
+
+export interface TemplateVersionParameter {
+  name: string;
+  display_name: string;
+  description: string;
+  type: "string" | "number" | "bool" | "list(string)";
+  default_value: string | null;
+  mutable: boolean;
+  required: boolean;
+  options: Array<{ name: string; value: string; description?: string }>;
+  validation_regex: string | null;
+  validation_min: number | null;
+  validation_max: number | null;
+  validation_error: string;
+}
+
+export interface TemplateVersion {
+  id: string;
+  template_id: string | null;
+  organization_id: string;
+  name: string;
+  message: string;
+  readme: string;
+  created_at: string;
+  created_by: string;
+  job: ProvisionerJob;
+}
+
+export interface CreateTemplateVersionRequest {
+  file_id: string;
+  template_id?: string;
+  name?: string;
+  message?: string;
+  provisioner?: "local";
+  tags?: Record<string, string>;
+}
+
+export interface Template {
+  id: string;
+  organization_id: string;
+  name: string;
+  display_name: string;
+  description: string;
+  active_version_id: string;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CreateTemplateRequest {
+  name: string;
+  display_name?: string;
+  description?: string;
+  template_version_id: string;
+}
+
+export interface UpdateTemplateRequest {
+  name?: string;
+  display_name?: string;
+  description?: string;
+}
+
+export interface WorkspaceApp {
+  id: string;
+  slug: string;
+  display_name: string;
+  url: string;
+  command: string;
+  subdomain: boolean;
+  sharing_level: string;
+  healthcheck: { url: string; interval: number; threshold: number } | null;
+}
+
+export interface WorkspaceAgent {
+  id: string;
+  name: string;
+  directory: string;
+  environment: Record<string, string>;
+  startup_script: string;
+  startup_script_behavior: string;
+  connection_timeout_seconds: number;
+  apps: WorkspaceApp[];
+}
+
+export interface WorkspaceResource {
+  id: string;
+  job_id: string;
+  transition: "start" | "stop" | "delete";
+  type: string;
+  name: string;
+  agents: WorkspaceAgent[];
+}
+
+export type WorkspaceTransition = "start" | "stop" | "delete";
+export type WorkspaceStatus =
+  | "pending"
+  | "starting"
+  | "running"
+  | "stopping"
+  | "stopped"
+  | "failed"
+  | "canceling"
+  | "canceled"
+  | "deleting"
+  | "deleted";
+
+export interface WorkspaceBuild {
+  id: string;
+  workspace_id: string;
+  workspace_name: string;
+  workspace_owner_id: string;
+  workspace_owner_name: string;
+  template_version_id: string;
+  template_version_name: string;
+  build_number: number;
+  transition: WorkspaceTransition;
+  initiator_id: string;
+  initiator_name: string;
+  reason: string;
+  created_at: string;
+  status: WorkspaceStatus;
+  job: ProvisionerJob;
+  resources: WorkspaceResource[];
+}
+
+export interface Workspace {
+  id: string;
+  organization_id: string;
+  owner_id: string;
+  owner_name: string;
+  template_id: string;
+  template_name: string;
+  template_active_version_id: string;
+  name: string;
+  created_at: string;
+  updated_at: string;
+  last_used_at: string;
+  latest_build: WorkspaceBuild;
+  outdated: boolean;
+}
+
+export interface WorkspacesResponse {
+  workspaces: Workspace[];
+  count: number;
+}
+
+export interface CreateWorkspaceRequest {
+  name: string;
+  template_id?: string;
+  template_version_id?: string;
+  rich_parameter_values?: Array<{ name: string; value: string }>;
+}
+
+export interface CreateWorkspaceBuildRequest {
+  transition: WorkspaceTransition;
+  template_version_id?: string;
+  rich_parameter_values?: Array<{ name: string; value: string }>;
+}

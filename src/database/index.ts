@@ -7,3 +7,5 @@ export { openDatabase, type Database } from "./open.js";
 export { PgPubsub, MAX_PAYLOAD_BYTES, type Pubsub, type Subscriber } from "./pubsub.js";
 export { isUniqueViolation } from "./errors.js";
 export type * from "./schema.js";
+export type { NewResource, ResourceWithAgents } from "./queries/workspace-resources.js";
+export type { UserSearch } from "./queries/users.js";

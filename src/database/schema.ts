@@ -64,7 +64,193 @@ export interface SchemaMigrationsTable {
   applied_at: Timestamp;
 }
 
+export type JobType = "template_version_import" | "workspace_build";
+export type JobStatus = "pending" | "running" | "succeeded" | "canceling" | "canceled" | "failed";
+export type WorkspaceTransition = "start" | "stop" | "delete";
+
+type Json<T> = ColumnType<T, T | string, T | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+
+export interface FilesTable {
+  id: string;
+  hash: string;
+  mimetype: string;
+  data: Buffer;
+  created_by: string;
+  created_at: Timestamp;
+}
+
+export interface ProvisionerJobsTable {
+  id: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  started_at: NullableTimestamp;
+  canceled_at: NullableTimestamp;
+  completed_at: NullableTimestamp;
+  heartbeat_at: NullableTimestamp;
+  error: string | null;
+  organization_id: string;
+  initiator_id: string;
+  provisioner: string;
+  type: JobType;
+  file_id: string;
+  input: Json<Record<string, unknown>>;
+  tags: Json<Record<string, string>>;
+  worker_id: string | null;
+  job_status: ColumnType<JobStatus, never, never>;
+}
+
+export interface ProvisionerJobLogsTable {
+  id: Generated<number>;
+  job_id: string;
+  created_at: Timestamp;
+  source: string;
+  level: string;
+  stage: Generated<string>;
+  output: string;
+}
+
+export interface ProvisionerDaemonsTable {
+  id: string;
+  organization_id: string;
+  name: string;
+  tags: Json<Record<string, string>>;
+  provisioners: string[];
+  version: Generated<string>;
+  created_at: Timestamp;
+  last_seen_at: NullableTimestamp;
+  current_job_id: string | null;
+  disconnected_at: NullableTimestamp;
+}
+
+export interface TemplatesTable {
+  id: string;
+  organization_id: string;
+  name: string;
+  display_name: Generated<string>;
+  description: Generated<string>;
+  active_version_id: string;
+  created_by: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted: Generated<boolean>;
+}
+
+export interface TemplateVersionsTable {
+  id: string;
+  template_id: string | null;
+  organization_id: string;
+  name: string;
+  message: Generated<string>;
+  readme: Generated<string>;
+  job_id: string;
+  created_by: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface TemplateVersionParametersTable {
+  template_version_id: string;
+  name: string;
+  display_name: Generated<string>;
+  description: Generated<string>;
+  type: string;
+  default_value: string | null;
+  mutable: Generated<boolean>;
+  required: Generated<boolean>;
+  options: Json<Array<{ name: string; value: string; description?: string }>>;
+  validation_regex: string | null;
+  validation_min: number | null;
+  validation_max: number | null;
+  validation_error: Generated<string>;
+  ordering: Generated<number>;
+}
+
+export interface WorkspacesTable {
+  id: string;
+  organization_id: string;
+  owner_id: string;
+  template_id: string;
+  name: string;
+  deleted: Generated<boolean>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  last_used_at: Timestamp;
+}
+
+export interface WorkspaceBuildsTable {
+  id: string;
+  workspace_id: string;
+  template_version_id: string;
+  build_number: number;
+  transition: WorkspaceTransition;
+  initiator_id: string;
+  reason: Generated<string>;
+  job_id: string;
+  provisioner_state: Buffer | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface WorkspaceBuildParametersTable {
+  workspace_build_id: string;
+  name: string;
+  value: string;
+}
+
+export interface WorkspaceResourcesTable {
+  id: string;
+  job_id: string;
+  transition: WorkspaceTransition;
+  type: string;
+  name: string;
+  created_at: Timestamp;
+}
+
+export interface WorkspaceAgentsTable {
+  id: string;
+  resource_id: string;
+  name: string;
+  auth_token_hash: Buffer | null;
+  directory: Generated<string>;
+  environment: Json<Record<string, string>>;
+  startup_script: Generated<string>;
+  startup_script_behavior: Generated<string>;
+  startup_script_timeout_seconds: Generated<number>;
+  shutdown_script: Generated<string>;
+  connection_timeout_seconds: Generated<number>;
+  metadata: Json<unknown[]>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface WorkspaceAppsTable {
+  id: string;
+  agent_id: string;
+  slug: string;
+  display_name: Generated<string>;
+  url: Generated<string>;
+  command: Generated<string>;
+  subdomain: Generated<boolean>;
+  sharing_level: Generated<string>;
+  healthcheck: Json<{ url: string; interval: number; threshold: number } | null>;
+  created_at: Timestamp;
+}
+
 export interface DB {
+  files: FilesTable;
+  provisioner_jobs: ProvisionerJobsTable;
+  provisioner_job_logs: ProvisionerJobLogsTable;
+  provisioner_daemons: ProvisionerDaemonsTable;
+  templates: TemplatesTable;
+  template_versions: TemplateVersionsTable;
+  template_version_parameters: TemplateVersionParametersTable;
+  workspaces: WorkspacesTable;
+  workspace_builds: WorkspaceBuildsTable;
+  workspace_build_parameters: WorkspaceBuildParametersTable;
+  workspace_resources: WorkspaceResourcesTable;
+  workspace_agents: WorkspaceAgentsTable;
+  workspace_apps: WorkspaceAppsTable;
   site_configs: SiteConfigsTable;
   organizations: OrganizationsTable;
   users: UsersTable;
@@ -80,3 +266,16 @@ export type Organization = Selectable<OrganizationsTable>;
 export type OrganizationMember = Selectable<OrganizationMembersTable>;
 export type ApiKey = Selectable<ApiKeysTable>;
 export type NewApiKey = Insertable<ApiKeysTable>;
+export type File = Selectable<FilesTable>;
+export type ProvisionerJob = Selectable<ProvisionerJobsTable>;
+export type ProvisionerJobLog = Selectable<ProvisionerJobLogsTable>;
+export type ProvisionerDaemon = Selectable<ProvisionerDaemonsTable>;
+export type Template = Selectable<TemplatesTable>;
+export type TemplateVersion = Selectable<TemplateVersionsTable>;
+export type TemplateVersionParameter = Selectable<TemplateVersionParametersTable>;
+export type NewTemplateVersionParameter = Insertable<TemplateVersionParametersTable>;
+export type Workspace = Selectable<WorkspacesTable>;
+export type WorkspaceBuild = Selectable<WorkspaceBuildsTable>;
+export type WorkspaceResource = Selectable<WorkspaceResourcesTable>;
+export type WorkspaceAgent = Selectable<WorkspaceAgentsTable>;
+export type WorkspaceApp = Selectable<WorkspaceAppsTable>;

@@ -4,11 +4,28 @@
 import { sql, type Kysely, type Transaction } from "kysely";
 import type { DB } from "./schema.js";
 import * as apiKeys from "./queries/api-keys.js";
+import * as files from "./queries/files.js";
 import * as organizations from "./queries/organizations.js";
+import * as provisionerDaemons from "./queries/provisioner-daemons.js";
+import * as provisionerJobs from "./queries/provisioner-jobs.js";
 import * as siteConfigs from "./queries/site-configs.js";
+import * as templates from "./queries/templates.js";
 import * as users from "./queries/users.js";
+import * as workspaceResources from "./queries/workspace-resources.js";
+import * as workspaces from "./queries/workspaces.js";
 
-const queries = { ...apiKeys, ...organizations, ...siteConfigs, ...users };
+const queries = {
+  ...apiKeys,
+  ...files,
+  ...organizations,
+  ...provisionerDaemons,
+  ...provisionerJobs,
+  ...siteConfigs,
+  ...templates,
+  ...users,
+  ...workspaceResources,
+  ...workspaces,
+};
 type Queries = typeof queries;
 
 type Bound<T> = {

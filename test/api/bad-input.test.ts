@@ -977,6 +977,9 @@ describe("POST /api/v2/users/first (on an empty deployment)", () => {
   it("validates every field before creating anything", async () => {
     const srv = await startTestServer();
     const ok = { email: "first@example.com", username: "first", password: DEFAULT_PASSWORD };
+    // A new deployment has only its default organization.
+    const orgsBefore = await srv.db.store.kysely.selectFrom("organizations").selectAll().execute();
+    expect(orgsBefore.map((o) => o.is_default)).toEqual([true]);
     await expectFieldErrors(srv, "POST", "/api/v2/users/first", undefined, [
       ["empty object", {}, "email"],
       ["missing username", { email: ok.email, password: ok.password }, "username"],
@@ -1013,10 +1016,10 @@ describe("POST /api/v2/users/first (on an empty deployment)", () => {
       },
     );
 
-    // Nothing was created: no user and no organization.
+    // Nothing was created or changed: no user, the organizations as they were.
     expect(await srv.db.store.countUsers()).toBe(0);
     expect(await srv.anonymous().hasFirstUser()).toBe(false);
-    expect(await srv.db.store.kysely.selectFrom("organizations").selectAll().execute()).toEqual([]);
+    expect(await srv.db.store.kysely.selectFrom("organizations").selectAll().execute()).toEqual(orgsBefore);
     // Nothing to log in to yet.
     await expectApiError(await send(srv, "POST", "/api/v2/users/login", undefined, { email: ok.email, password: ok.password }), 401);
 

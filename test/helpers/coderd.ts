@@ -1,4 +1,7 @@
 // An in-process coderd on its own database and a loopback port, plus users in each role.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pino from "pino";
 import { onTestFinished } from "vitest";
 import { Client } from "../../src/codersdk/index.js";
@@ -21,6 +24,12 @@ export const DEFAULT_PASSWORD = "SomeSecurePassword!1";
 export interface TestServerOptions {
   maxRequestBodyBytes?: number;
   maxTokenLifetimeMs?: number;
+  /** Built-in provisioner daemons (default 0: tests that build start what they need). */
+  provisionerDaemons?: number;
+  provisionerDaemonPsk?: string;
+  provisionerJobHangTimeoutMs?: number;
+  provisionerJobPendingTimeoutMs?: number;
+  cacheDir?: string;
   /** Set when starting from beforeAll: the caller then calls close() itself. */
   manualClose?: boolean;
   /** Another server's database, to run a second replica on it. */
@@ -40,6 +49,12 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     maxTokenLifetimeMs: opts.maxTokenLifetimeMs ?? 30 * 24 * 3600_000,
     secureAuthCookie: false,
     maxRequestBodyBytes: opts.maxRequestBodyBytes ?? 1024 * 1024,
+    maxFileBytes: 10 * 1024 * 1024,
+    cacheDir: opts.cacheDir ?? mkdtempSync(join(tmpdir(), "coder-cache-")),
+    provisionerDaemons: opts.provisionerDaemons ?? 0,
+    provisionerDaemonPsk: opts.provisionerDaemonPsk ?? "",
+    provisionerJobHangTimeoutMs: opts.provisionerJobHangTimeoutMs ?? 5 * 60_000,
+    provisionerJobPendingTimeoutMs: opts.provisionerJobPendingTimeoutMs ?? 30 * 60_000,
   });
   const { port } = await coderd.listen("127.0.0.1", 0);
   const url = `http://127.0.0.1:${port}`;

@@ -13,7 +13,12 @@ export type ResourceType =
   | "assign_role"
   | "assign_org_role"
   | "deployment_config"
-  | "debug_info";
+  | "debug_info"
+  | "file"
+  | "template"
+  | "workspace"
+  | "provisioner_daemon"
+  | "provisioner_job";
 
 export interface Permission {
   resource: ResourceType | "*";
@@ -49,6 +54,7 @@ const member: RoleDefinition = {
   user: [
     { resource: "user", actions: ["read", "update", "update_personal"] },
     { resource: "api_key", actions: all },
+    { resource: "workspace", actions: all },
   ],
   assigns: [],
 };
@@ -86,6 +92,11 @@ export const ROLES: Record<string, RoleDefinition> = {
       { resource: "user", actions: ["read"] },
       { resource: "organization", actions: ["read"] },
       { resource: "organization_member", actions: ["read"] },
+      { resource: "template", actions: all },
+      { resource: "file", actions: all },
+      { resource: "provisioner_daemon", actions: ["read"] },
+      { resource: "provisioner_job", actions: ["read"] },
+      { resource: "workspace", actions: ["read"] },
     ],
     org: [],
     user: [],
@@ -100,6 +111,7 @@ export const ROLES: Record<string, RoleDefinition> = {
       { resource: "organization", actions: ["read"] },
       { resource: "organization_member", actions: ["read"] },
       { resource: "deployment_config", actions: ["read"] },
+      { resource: "template", actions: ["read"] },
     ],
     org: [],
     user: [],
@@ -136,6 +148,8 @@ export const ROLES: Record<string, RoleDefinition> = {
     org: [
       { resource: "organization", actions: ["read"] },
       { resource: "organization_member", actions: ["read"] },
+      // Members use the organization's templates to create their own workspaces.
+      { resource: "template", actions: ["read"] },
     ],
     user: [],
     assigns: [],

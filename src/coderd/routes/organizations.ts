@@ -17,9 +17,14 @@ import * as s from "./schemas.js";
 const orgObject = (o: Organization): RbacObject => ({ type: "organization", id: o.id, orgId: o.id });
 const memberObject = (orgId: string, userId?: string): RbacObject => ({ type: "organization_member", id: userId, orgId });
 
-/** The organization named by a path segment (id or name) that the caller may read. */
-async function loadOrg(ctx: Ctx, req: FastifyRequest, param: string): Promise<Organization> {
-  const org = s.UUID_RE.test(param) ? await ctx.store.getOrganizationById(param) : await ctx.store.getOrganizationByName(param);
+/** The organization named by a path segment (id, name, or "default") that the caller may read. */
+export async function findOrg(ctx: Ctx, param: string): Promise<Organization | undefined> {
+  if (s.UUID_RE.test(param)) return ctx.store.getOrganizationById(param);
+  return (await ctx.store.getOrganizationByName(param)) ?? (param === "default" ? ctx.store.getDefaultOrganization() : undefined);
+}
+
+export async function loadOrg(ctx: Ctx, req: FastifyRequest, param: string): Promise<Organization> {
+  const org = await findOrg(ctx, param);
   if (!org) throw new NotFoundError();
   authorizeObject(req, "read", orgObject(org));
   return org;
