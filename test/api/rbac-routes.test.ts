@@ -1,9 +1,13 @@
 // Every route × every role: the status each gets. The table is the policy, written down; a
 // route added without a row fails the coverage test at the bottom.
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Client } from "../../src/codersdk/index.js";
+import { packDirectory } from "../../src/archive/index.js";
+import { EXAMPLE_TEMPLATE } from "../../src/provisioners/index.js";
 import { createFirstUser, createUserWithRoles, DEFAULT_PASSWORD, startTestServer, type TestServer } from "../helpers/coderd.js";
+import { pushTemplate, writeTemplateDir } from "../helpers/templates.js";
 
 const ROLES = ["anonymous", "member", "auditor", "template-admin", "user-admin", "owner"] as const;
 type Role = (typeof ROLES)[number];
@@ -14,6 +18,15 @@ interface Fixture {
   victimToken: { id: string; name: string };
   otherOrg: { id: string; name: string };
   defaultOrg: string;
+  /** Template archive, uploaded by the owner. */
+  fileId: string;
+  template: { id: string; name: string; activeVersionId: string };
+  /** A version whose import waits forever (no daemon runs after setup). */
+  pendingVersionId: string;
+  /** The victim's workspace; its only build was canceled, so a new one may start. */
+  workspace: { id: string; name: string; buildId: string };
+  /** The victim's workspace with a build still pending. */
+  pendingWorkspace: { id: string; buildId: string };
 }
 
 interface Case {
@@ -28,6 +41,10 @@ interface Case {
   mutates?: boolean;
   /** The caller's own session is consumed (logout): use a fresh one. */
   freshSession?: boolean;
+  /** A non-JSON body. */
+  raw?: () => { body: Uint8Array; type: string };
+  /** The response streams (server-sent events): only its status is read. */
+  stream?: boolean;
 }
 
 const pw = { password: "brand-new-password" };
@@ -147,6 +164,91 @@ const CASES: Case[] = [
     expect: [401, 403, 403, 403, 200, 200],
     mutates: true,
   },
+  {
+    method: "POST",
+    route: "/api/v2/files",
+    path: () => "/api/v2/files",
+    raw: () => ({ body: templateArchive, type: "application/x-tar" }),
+    expect: [401, 403, 403, 201, 403, 201],
+  },
+  { method: "GET", route: "/api/v2/files/:id", path: (f) => `/api/v2/files/${f.fileId}`, expect: [401, 404, 404, 200, 404, 200] },
+  {
+    method: "POST",
+    route: "/api/v2/organizations/:org/templateversions",
+    path: (f) => `/api/v2/organizations/${f.defaultOrg}/templateversions`,
+    body: (f) => ({ file_id: f.fileId }),
+    expect: [401, 403, 403, 201, 403, 201],
+  },
+  { method: "GET", route: "/api/v2/templateversions/:id", path: (f) => `/api/v2/templateversions/${f.template.activeVersionId}`, expect: [401, 200, 200, 200, 200, 200] },
+  { method: "GET", route: "/api/v2/templateversions/:id/parameters", path: (f) => `/api/v2/templateversions/${f.template.activeVersionId}/parameters`, expect: [401, 200, 200, 200, 200, 200] },
+  { method: "GET", route: "/api/v2/templateversions/:id/resources", path: (f) => `/api/v2/templateversions/${f.template.activeVersionId}/resources`, expect: [401, 200, 200, 200, 200, 200] },
+  { method: "GET", route: "/api/v2/templateversions/:id/logs", path: (f) => `/api/v2/templateversions/${f.template.activeVersionId}/logs`, expect: [401, 200, 200, 200, 200, 200] },
+  { method: "PATCH", route: "/api/v2/templateversions/:id/cancel", path: (f) => `/api/v2/templateversions/${f.pendingVersionId}/cancel`, expect: [401, 403, 403, 200, 403, 200], mutates: true },
+  {
+    method: "POST",
+    route: "/api/v2/organizations/:org/templates",
+    path: (f) => `/api/v2/organizations/${f.defaultOrg}/templates`,
+    // The version's import never ran: whoever may create templates gets the validation error.
+    body: (f) => ({ name: `t-${randomBytes(3).toString("hex")}`, template_version_id: f.pendingVersionId }),
+    expect: [401, 403, 403, 400, 403, 400],
+  },
+  { method: "GET", route: "/api/v2/organizations/:org/templates", path: (f) => `/api/v2/organizations/${f.defaultOrg}/templates`, expect: [401, 200, 200, 200, 200, 200] },
+  { method: "GET", route: "/api/v2/organizations/:org/templates/:name", path: (f) => `/api/v2/organizations/${f.defaultOrg}/templates/${f.template.name}`, expect: [401, 200, 200, 200, 200, 200] },
+  { method: "GET", route: "/api/v2/templates/:id", path: (f) => `/api/v2/templates/${f.template.id}`, expect: [401, 200, 200, 200, 200, 200] },
+  { method: "PATCH", route: "/api/v2/templates/:id", path: (f) => `/api/v2/templates/${f.template.id}`, body: () => ({ description: "changed" }), expect: [401, 403, 403, 200, 403, 200] },
+  // The template has a workspace: those who may delete it get 409.
+  { method: "DELETE", route: "/api/v2/templates/:id", path: (f) => `/api/v2/templates/${f.template.id}`, expect: [401, 403, 403, 409, 403, 409] },
+  { method: "GET", route: "/api/v2/templates/:id/versions", path: (f) => `/api/v2/templates/${f.template.id}/versions`, expect: [401, 200, 200, 200, 200, 200] },
+  {
+    method: "PATCH",
+    route: "/api/v2/templates/:id/versions",
+    path: (f) => `/api/v2/templates/${f.template.id}/versions`,
+    body: (f) => ({ id: f.template.activeVersionId }),
+    expect: [401, 403, 403, 200, 403, 200],
+  },
+  {
+    method: "POST",
+    route: "/api/v2/users/:user/workspaces",
+    path: (f) => `/api/v2/users/${f.victim.id}/workspaces`,
+    body: (f) => ({ name: `w-${randomBytes(3).toString("hex")}`, template_id: f.template.id }),
+    // Only an owner creates workspaces for someone else.
+    expect: [401, 404, 404, 403, 404, 201],
+  },
+  { method: "GET", route: "/api/v2/workspaces", path: () => "/api/v2/workspaces", expect: [401, 200, 200, 200, 200, 200] },
+  { method: "GET", route: "/api/v2/workspaces/:id", path: (f) => `/api/v2/workspaces/${f.workspace.id}`, expect: [401, 404, 404, 200, 404, 200] },
+  {
+    method: "GET",
+    route: "/api/v2/users/:user/workspace/:name",
+    path: (f) => `/api/v2/users/${f.victim.username}/workspace/${f.workspace.name}`,
+    expect: [401, 404, 404, 200, 404, 200],
+  },
+  { method: "GET", route: "/api/v2/workspaces/:id/watch", path: (f) => `/api/v2/workspaces/${f.workspace.id}/watch`, expect: [401, 404, 404, 200, 404, 200], stream: true },
+  {
+    method: "POST",
+    route: "/api/v2/workspaces/:id/builds",
+    path: (f) => `/api/v2/workspaces/${f.workspace.id}/builds`,
+    body: () => ({ transition: "stop" }),
+    expect: [401, 404, 404, 403, 404, 201],
+    mutates: true,
+  },
+  { method: "GET", route: "/api/v2/workspaces/:id/builds", path: (f) => `/api/v2/workspaces/${f.workspace.id}/builds`, expect: [401, 404, 404, 200, 404, 200] },
+  { method: "GET", route: "/api/v2/workspacebuilds/:id", path: (f) => `/api/v2/workspacebuilds/${f.workspace.buildId}`, expect: [401, 404, 404, 200, 404, 200] },
+  { method: "GET", route: "/api/v2/workspacebuilds/:id/logs", path: (f) => `/api/v2/workspacebuilds/${f.workspace.buildId}/logs`, expect: [401, 404, 404, 200, 404, 200] },
+  {
+    method: "PATCH",
+    route: "/api/v2/workspacebuilds/:id/cancel",
+    path: (f) => `/api/v2/workspacebuilds/${f.pendingWorkspace.buildId}/cancel`,
+    expect: [401, 404, 404, 403, 404, 200],
+    mutates: true,
+  },
+  { method: "GET", route: "/api/v2/organizations/:org/provisionerdaemons", path: (f) => `/api/v2/organizations/${f.defaultOrg}/provisionerdaemons`, expect: [401, 404, 404, 200, 404, 200] },
+  {
+    method: "GET",
+    route: "/api/v2/organizations/:org/provisionerdaemons/serve",
+    path: (f) => `/api/v2/organizations/${f.defaultOrg}/provisionerdaemons/serve`,
+    // Without a WebSocket upgrade even an owner gets 400, after the permission check.
+    expect: [401, 404, 404, 403, 404, 400],
+  },
 ];
 
 /** The same routes on one's own user: everyone who is logged in may do these. */
@@ -168,6 +270,8 @@ let owner: Client;
 let defaultOrg: string;
 const clients = new Map<Role, Client>();
 let shared: Fixture;
+let templateArchive: Uint8Array;
+let base: { fileId: string; template: Fixture["template"] };
 
 async function makeFixture(): Promise<Fixture> {
   const suffix = randomBytes(4).toString("hex");
@@ -176,7 +280,20 @@ async function makeFixture(): Promise<Fixture> {
   await owner.createToken(victim.id, { token_name: name });
   const token = await owner.tokenByName(victim.id, name);
   const org = await owner.createOrganization({ name: `other-${suffix}` });
-  return { victim: { id: victim.id, username: victim.username }, victimToken: { id: token.id, name }, otherOrg: { id: org.id, name: org.name }, defaultOrg };
+  const pendingVersion = await owner.createTemplateVersion("default", { file_id: base.fileId });
+  const ws = await owner.createWorkspace(victim.id, { name: `ws-${suffix}`, template_id: base.template.id });
+  await owner.cancelWorkspaceBuild(ws.latest_build.id);
+  const pending = await owner.createWorkspace(victim.id, { name: `pending-${suffix}`, template_id: base.template.id });
+  return {
+    victim: { id: victim.id, username: victim.username },
+    victimToken: { id: token.id, name },
+    otherOrg: { id: org.id, name: org.name },
+    defaultOrg,
+    ...base,
+    pendingVersionId: pendingVersion.id,
+    workspace: { id: ws.id, name: ws.name, buildId: ws.latest_build.id },
+    pendingWorkspace: { id: pending.id, buildId: pending.latest_build.id },
+  };
 }
 
 async function freshLogin(role: Role): Promise<string | undefined> {
@@ -185,19 +302,38 @@ async function freshLogin(role: Role): Promise<string | undefined> {
   return (await srv.anonymous().loginWithPassword(email, DEFAULT_PASSWORD)).session_token;
 }
 
-async function send(token: string | undefined, method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
+async function send(
+  token: string | undefined,
+  method: string,
+  path: string,
+  body?: unknown,
+  opts: { raw?: { body: Uint8Array; type: string }; stream?: boolean } = {},
+): Promise<{ status: number; text: string }> {
   const headers: Record<string, string> = {};
   if (token) headers["Coder-Session-Token"] = token;
   if (body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(srv.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (opts.raw) headers["content-type"] = opts.raw.type;
+  const abort = new AbortController();
+  const res = await fetch(srv.url + path, { method, headers, body: opts.raw?.body ?? (body === undefined ? undefined : JSON.stringify(body)), signal: abort.signal });
+  if (opts.stream && res.ok) {
+    abort.abort();
+    return { status: res.status, text: "" };
+  }
   return { status: res.status, text: await res.text() };
 }
 
 beforeAll(async () => {
-  srv = await startTestServer({ manualClose: true });
+  // One daemon imports the template; after that none runs, so builds stay pending (no agents).
+  srv = await startTestServer({ manualClose: true, provisionerDaemons: 1 });
   const first = await createFirstUser(srv);
   owner = first.client;
   defaultOrg = first.organizationId;
+  const pushed = await pushTemplate(owner, "rbac", undefined, { outsideTest: true });
+  await srv.coderd.builtinDaemons.shutdown();
+  const dir = writeTemplateDir(EXAMPLE_TEMPLATE, { cleanup: false });
+  templateArchive = await packDirectory(dir);
+  rmSync(dir, { recursive: true, force: true });
+  base = { fileId: pushed.version.job.file_id, template: { id: pushed.template.id, name: pushed.template.name, activeVersionId: pushed.version.id } };
   clients.set("owner", owner);
   clients.set("anonymous", srv.anonymous());
   for (const role of ["member", "auditor", "template-admin", "user-admin"] as const) {
@@ -217,7 +353,7 @@ describe("RBAC: every route × every role", () => {
     for (const [i, role] of ROLES.entries()) {
       const f = c.mutates ? await makeFixture() : shared;
       const token = c.freshSession ? await freshLogin(role) : clients.get(role)!.sessionToken;
-      const res = await send(token, c.method, c.path(f), c.body?.(f));
+      const res = await send(token, c.method, c.path(f), c.body?.(f), { raw: c.raw?.(), stream: c.stream });
       got[role] = res.status;
       want[role] = c.expect[i]!;
       if (res.status >= 400) expect(JSON.parse(res.text).message, `${role}: ${res.text}`).toEqual(expect.any(String));

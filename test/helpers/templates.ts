@@ -29,9 +29,11 @@ export async function pushTemplate(
   client: Client,
   name: string,
   files: Record<string, string> = EXAMPLE_TEMPLATE,
-  opts: { tags?: Record<string, string>; org?: string } = {},
+  opts: { tags?: Record<string, string>; org?: string; outsideTest?: boolean } = {},
 ): Promise<{ template: Template; version: TemplateVersion }> {
-  const archive = await packDirectory(writeTemplateDir(files));
+  const dir = writeTemplateDir(files, { cleanup: !opts.outsideTest });
+  const archive = await packDirectory(dir);
+  if (opts.outsideTest) rmSync(dir, { recursive: true, force: true });
   const { id } = await client.uploadFile(archive);
   const created = await client.createTemplateVersion(opts.org ?? "default", { file_id: id, tags: opts.tags });
   const version = await waitForImport(client, created.id);
