@@ -52,6 +52,25 @@ export interface ServerProcess {
   /** Sends the signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   exited: Promise<number | null>;
+  /** Resolves once the process has written the text. */
+  waitFor(text: string): Promise<void>;
+}
+
+function waiter(proc: ChildProcess, output: () => string): (text: string) => Promise<void> {
+  return (text) =>
+    new Promise<void>((res, rej) => {
+      if (output().includes(text)) return res();
+      const check = () => {
+        if (output().includes(text)) {
+          proc.stdout!.off("data", check);
+          proc.stderr!.off("data", check);
+          res();
+        }
+      };
+      proc.stdout!.on("data", check);
+      proc.stderr!.on("data", check);
+      proc.once("exit", () => (output().includes(text) ? res() : rej(new Error(`exited without writing "${text}":\n${output()}`))));
+    });
 }
 
 /** Starts `coder server` and resolves once it listens (or rejects with its output when it exits first). */
@@ -82,5 +101,32 @@ export async function startServerProcess(args: string[], env: Record<string, str
       await exited;
     }
   });
-  return { url, proc, output: () => out, stop, exited };
+  return { url, proc, output: () => out, stop, exited, waitFor: waiter(proc, () => out) };
+}
+
+/** Starts `coder provisioner start` and resolves once it is connected and waiting for jobs. */
+export async function startProvisionerProcess(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
+  const proc = spawn(process.execPath, [CODER_BIN, "provisioner", "start", ...args], { env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  const exited = new Promise<number | null>((res) => proc.on("exit", (code) => res(code)));
+  await new Promise<void>((res, rej) => {
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("waiting for jobs")) res();
+    };
+    proc.stdout!.on("data", onData);
+    proc.stderr!.on("data", onData);
+    exited.then((code) => rej(new Error(`coder provisioner start exited (${code}) before connecting:\n${out}`)));
+  });
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    return exited;
+  };
+  onTestFinished(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill("SIGKILL");
+      await exited;
+    }
+  });
+  return { url: "", proc, output: () => out, stop, exited, waitFor: waiter(proc, () => out) };
 }
