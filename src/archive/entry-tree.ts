@@ -1,8 +1,11 @@
 // The shape the archive would leave on disk, built before anything is written, so that every
 // rule about how entries relate to each other (duplicates, writing through a symlink, links
 // that escape via other links) is decided on the whole archive.
+//
+// A trie rather than a map of joined paths: with names up to 4 KiB deep, joining or hashing
+// every prefix of every entry would be quadratic, which a hostile archive could exploit.
 import { ArchiveError } from "./errors.js";
-import { foldPath, parentSegments } from "./paths.js";
+import { foldPath } from "./paths.js";
 
 export type NodeKind = "file" | "directory" | "symlink";
 
@@ -10,51 +13,84 @@ interface Node {
   kind: NodeKind;
   /** False for a directory that exists only because a deeper entry needs it. */
   explicit: boolean;
-  /** Slash-separated, relative (absolute targets are refused before they get here). */
-  target?: string;
+  seg: string;
+  parent?: Node;
+  /** The stored name of the entry that created the node, for errors. */
   name: string;
+  /** Symlinks only: "/"-separated and relative (absolute targets are refused before this). */
+  target?: string;
+  /**
+   * Keyed by folded segment: what macOS or Windows would open. One node per key is enough,
+   * because add() refuses every case-variant pair except two directories, which it merges.
+   */
+  children?: Map<string, Node>;
 }
 
 /** Linux's limit on links followed while resolving one path. */
 const MAX_LINK_HOPS = 40;
+/** Total path steps spent resolving all symlinks; honest archives use a tiny fraction. */
+const MAX_RESOLVE_STEPS = 1_000_000;
+
+function pathOf(node: Node): string {
+  const segs: string[] = [];
+  for (let n: Node | undefined = node; n?.parent; n = n.parent) segs.push(n.seg);
+  return segs.reverse().join("/");
+}
+
+function childOf(dir: Node, seg: string): Node | undefined {
+  return dir.children?.get(foldPath(seg));
+}
+
+function attach(dir: Node, node: Node): void {
+  (dir.children ??= new Map()).set(foldPath(node.seg), node);
+}
 
 export class EntryTree {
-  private readonly nodes = new Map<string, Node>();
-  /** Folded path to the first exact path seen with that fold. */
-  private readonly folded = new Map<string, string>();
+  private readonly root: Node = { kind: "directory", explicit: true, seg: "", name: "" };
+  private readonly symlinks: Node[] = [];
 
   /** `path` is normalised and non-empty; `name` is the stored name, for errors. */
   add(path: string, kind: NodeKind, name: string, target?: string): void {
     const segs = path.split("/");
-    for (let i = 1; i < segs.length; i++) {
-      const prefix = segs.slice(0, i).join("/");
-      const existing = this.lookup(prefix);
-      if (existing === undefined) {
-        this.insert(prefix, { kind: "directory", explicit: false, name });
-      } else if (existing.node.kind === "symlink") {
-        // The classic escape: "link" -> somewhere, then "link/x" writes through it.
-        throw new ArchiveError(`path goes through the symlink ${JSON.stringify(existing.path)}${caseNote(existing.path, prefix)}`, name);
-      } else if (existing.node.kind === "file") {
-        throw new ArchiveError(`parent ${JSON.stringify(existing.path)} is a file${caseNote(existing.path, prefix)}`, name);
+    let dir = this.root;
+    for (let i = 0; i < segs.length - 1; i++) {
+      const seg = segs[i]!;
+      const child = childOf(dir, seg);
+      if (child === undefined) {
+        const implied: Node = { kind: "directory", explicit: false, seg, parent: dir, name };
+        attach(dir, implied);
+        dir = implied;
+        continue;
       }
+      if (child.kind !== "directory") {
+        const where = `${JSON.stringify(pathOf(child))}${child.seg === seg ? "" : " on a case-insensitive filesystem"}`;
+        // The classic escape: "link" -> somewhere, then "link/x" writes through it.
+        if (child.kind === "symlink") throw new ArchiveError(`path goes through the symlink ${where}`, name);
+        throw new ArchiveError(`parent ${where} is a file`, name);
+      }
+      dir = child;
     }
 
-    const existing = this.lookup(path);
+    const seg = segs[segs.length - 1]!;
+    const existing = childOf(dir, seg);
     if (existing === undefined) {
-      this.insert(path, { kind, explicit: true, name, ...(target === undefined ? {} : { target }) });
+      const node: Node = { kind, explicit: true, seg, parent: dir, name, ...(target === undefined ? {} : { target }) };
+      attach(dir, node);
+      if (kind === "symlink") this.symlinks.push(node);
       return;
     }
-    const { node } = existing;
-    if (existing.path !== path && !(node.kind === "directory" && kind === "directory")) {
-      throw new ArchiveError(`conflicts with ${JSON.stringify(existing.path)} on a case-insensitive filesystem`, name);
+    if (existing.kind === "directory" && kind === "directory") {
+      // A directory listed after files inside it, or two spellings of one directory on a
+      // case-insensitive filesystem: mkdir copes with both.
+      if (!existing.explicit || existing.seg !== seg) {
+        existing.explicit = true;
+        return;
+      }
+      throw new ArchiveError("duplicate entry", name);
     }
-    if (node.kind === "directory" && !node.explicit && kind === "directory") {
-      node.explicit = true;
-      return;
-    }
-    if (existing.path !== path) return; // two spellings of one directory: harmless, mkdir is idempotent for us
-    if (node.explicit) throw new ArchiveError("duplicate entry", name);
-    throw new ArchiveError(`a ${kind} cannot replace the directory created for ${JSON.stringify(node.name)}`, name);
+    if (existing.seg !== seg) throw new ArchiveError(`conflicts with ${JSON.stringify(pathOf(existing))} on a case-insensitive filesystem`, name);
+    if (existing.explicit) throw new ArchiveError("duplicate entry", name);
+    throw new ArchiveError(`a ${kind} cannot replace the directory created for ${JSON.stringify(existing.name)}`, name);
   }
 
   /**
@@ -63,53 +99,33 @@ export class EntryTree {
    * target "d/s/../.." looks like "." but resolves to the parent of the root.
    */
   checkSymlinks(): void {
-    for (const [path, node] of this.nodes) {
-      if (node.kind !== "symlink" || node.target === undefined) continue;
-      const result = this.resolve(path, node.target);
-      if (result === "escapes") throw new ArchiveError(`symlink target ${JSON.stringify(node.target)} escapes the archive root through other symlinks`, node.name);
-      if (result === "loop") throw new ArchiveError(`symlink target ${JSON.stringify(node.target)} goes through too many symlinks`, node.name);
+    let budget = MAX_RESOLVE_STEPS;
+    for (const link of this.symlinks) {
+      const at: (Node | undefined)[] = [];
+      for (let n = link.parent; n?.parent; n = n.parent) at.push(n);
+      at.reverse();
+      const pending = link.target!.split("/").reverse();
+      let hops = 0;
+      while (pending.length > 0) {
+        if (--budget < 0) throw new ArchiveError("symlinks are too complex to verify", link.name);
+        const seg = pending.pop()!;
+        if (seg === "" || seg === ".") continue;
+        if (seg === "..") {
+          if (at.length === 0) throw new ArchiveError(`symlink target ${JSON.stringify(link.target)} escapes the archive root through other symlinks`, link.name);
+          at.pop();
+          continue;
+        }
+        // Below a component the archive does not create, nothing can be followed: the kernel
+        // would fail there, so treating the rest lexically only errs on the safe side.
+        const dir = at.length === 0 ? this.root : at[at.length - 1];
+        const child = dir === undefined ? undefined : childOf(dir, seg);
+        if (child?.kind === "symlink") {
+          if (++hops > MAX_LINK_HOPS) throw new ArchiveError(`symlink target ${JSON.stringify(link.target)} goes through too many symlinks`, link.name);
+          pending.push(...child.target!.split("/").reverse());
+        } else {
+          at.push(child);
+        }
+      }
     }
   }
-
-  private resolve(linkPath: string, target: string): "inside" | "escapes" | "loop" {
-    const at = parentSegments(linkPath);
-    const pending = target.split("/").reverse();
-    let hops = 0;
-    while (pending.length > 0) {
-      const seg = pending.pop()!;
-      if (seg === "" || seg === ".") continue;
-      if (seg === "..") {
-        if (at.length === 0) return "escapes";
-        at.pop();
-        continue;
-      }
-      at.push(seg);
-      const found = this.lookup(at.join("/"));
-      if (found?.node.kind === "symlink" && found.node.target !== undefined) {
-        if (++hops > MAX_LINK_HOPS) return "loop";
-        at.pop();
-        pending.push(...found.node.target.split("/").reverse());
-      }
-    }
-    return "inside";
-  }
-
-  /** Exact match first, then a case-insensitive one: on macOS or Windows either would be hit. */
-  private lookup(path: string): { path: string; node: Node } | undefined {
-    const exact = this.nodes.get(path);
-    if (exact) return { path, node: exact };
-    const other = this.folded.get(foldPath(path));
-    const node = other === undefined ? undefined : this.nodes.get(other);
-    return other !== undefined && node ? { path: other, node } : undefined;
-  }
-
-  private insert(path: string, node: Node): void {
-    this.nodes.set(path, node);
-    const key = foldPath(path);
-    if (!this.folded.has(key)) this.folded.set(key, path);
-  }
-}
-
-function caseNote(found: string, wanted: string): string {
-  return found === wanted ? "" : " on a case-insensitive filesystem";
 }

@@ -5,7 +5,7 @@ import { lstat, mkdir, readFile, readlink, stat, symlink, writeFile, chmod } fro
 import { join } from "node:path";
 import { deflateRawSync, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { detectFormat, extractArchive, listArchive } from "./index.js";
+import { detectFormat, extractArchive, listArchive, packDirectory } from "./index.js";
 import { deflateBomb, gzipOfRaw, paxEntry, rawTar, rawZip, tarEntry, tarHeader, tarOf, zipOf } from "./testutil/builders.js";
 import { expectRefused, makeSandbox, tree } from "./testutil/sandbox.js";
 
@@ -95,6 +95,17 @@ describe("tar headers", () => {
     await expectRefused(rawTar(tarEntry({ name: Uint8Array.from([0x61, 0xff, 0xfe]) }, "x")), { entry: "a\ufffd\ufffd", reason: "name is not valid UTF-8" });
   });
 
+  it("bounds the work a hostile but well-formed archive can cause", async () => {
+    const deep = Array.from({ length: 65 }, (_, i) => `d${i}`).join("/");
+    await expectRefused(rawTar(paxEntry({ path: deep }), tarEntry({ name: "x" }, "x")), { entry: deep, reason: "more than 64 levels deep" });
+    // 600 links of 2,000 no-op steps each: more resolution work than any template needs.
+    const busy = "./".repeat(2000);
+    const links = Array.from({ length: 600 }, (_, i) => [paxEntry({ linkpath: busy }), tarEntry({ name: `l${i}`, typeflag: "2", linkname: "x" })]).flat();
+    const started = Date.now();
+    await expectRefused(rawTar(...links), { entry: "l499", reason: "symlinks are too complex to verify" });
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   it("accepts old-style, GNU and pax headers, and ignores global pax headers", async () => {
     const longName = `${"d".repeat(120)}/${"f".repeat(120)}`;
     const data = rawTar(
@@ -106,12 +117,28 @@ describe("tar headers", () => {
       paxEntry({ path: "ünï", mtime: "1.5" }),
       tarEntry({ name: "x" }, "pax"),
       tarEntry({ name: "f", prefix: "pre/fix" }, "prefix"),
+      // Writers cut header names at 100 bytes, possibly inside a UTF-8 character; only the
+      // name that counts has to be valid.
+      paxEntry({ path: "é".repeat(60) }, false, Buffer.from("PaxHeaders/" + "é".repeat(60)).subarray(0, 100)),
+      tarEntry({ name: Buffer.from("é".repeat(60)).subarray(0, 99) }, "cut"),
     );
-    expect((await listArchive(data)).map((e) => e.path)).toEqual(["old", "old/f", longName, "ünï", "pre/fix/f"]);
+    expect((await listArchive(data)).map((e) => e.path)).toEqual(["old", "old/f", longName, "ünï", "pre/fix/f", "é".repeat(60)]);
+  });
+
+  it("names the entry when a link target is not UTF-8", async () => {
+    const badTarget = tarEntry({ name: "l", typeflag: "2", linkname: Uint8Array.from([0xff, 0xfe]) });
+    await expectRefused(rawTar(badTarget), { entry: "l", reason: "symlink target is not valid UTF-8" });
+    await expectRefused(rawZip([{ name: "zl", data: Uint8Array.from([0xff]), unixMode: 0o120777 }]), { entry: "zl", reason: "symlink target is not valid UTF-8" });
   });
 
   it("never keeps setuid, setgid or sticky bits, and keeps the owner's execute bit", async () => {
-    const data = rawTar(tarEntry({ name: "suid", mode: 0o4755 }, "x"), tarEntry({ name: "sgid", mode: 0o2644 }, "x"), tarEntry({ name: "odd", mode: 0o1744 }, "x"), tarEntry({ name: "others", mode: 0o607 }, "x"), tarEntry({ name: "d/", typeflag: "5", mode: 0o7700 }));
+    const data = rawTar(
+      tarEntry({ name: "suid", mode: 0o4755 }, "x"),
+      tarEntry({ name: "sgid", mode: 0o2644 }, "x"),
+      tarEntry({ name: "odd", mode: 0o1744 }, "x"),
+      tarEntry({ name: "others", mode: 0o607 }, "x"),
+      tarEntry({ name: "d/", typeflag: "5", mode: 0o7700 }),
+    );
     expect((await listArchive(data)).map((e) => [e.path, e.mode])).toEqual([
       ["suid", 0o755],
       ["sgid", 0o644],
@@ -249,6 +276,21 @@ describe.skipIf(!hasTool("tar"))("interoperability with tar(1)", () => {
       await expectSameAsSample(src, join(sb.root, "dest"));
       await extractArchive(execFileSync("gzip", ["-c"], { input: data }), join(sb.root, "dest-gz"));
       await expectSameAsSample(src, join(sb.root, "dest-gz"));
+    } finally {
+      await sb.cleanup();
+    }
+  });
+
+  it("writes what tar(1) extracts to the same tree", async () => {
+    const sb = await makeSandbox();
+    try {
+      const src = join(sb.root, "src");
+      const dest = join(sb.root, "dest");
+      await mkdir(src);
+      await mkdir(dest);
+      await makeSample(src);
+      execFileSync("tar", ["-C", dest, "-xf", "-"], { input: await packDirectory(src) });
+      await expectSameAsSample(src, dest);
     } finally {
       await sb.cleanup();
     }

@@ -1,6 +1,6 @@
 // The happy path end to end: `coder templates push` packs, coderd lists, the provisioner extracts.
 import { createServer } from "node:net";
-import { chmod, lstat, mkdir, readFile, readlink, stat, symlink, utimes, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -163,6 +163,15 @@ describe("packDirectory refuses", () => {
     await symlink("../x", join(src, "d", "s"));
     await symlink("d/s/../..", join(src, "t"));
     await expect(packDirectory(src)).rejects.toThrow(/"t".*escapes the archive root through other symlinks/);
+  });
+
+  it("names that the server would refuse", async () => {
+    await writeFile(join(src, "C:evil"), "x");
+    await expect(packDirectory(src)).rejects.toThrow('cannot pack "C:evil": absolute path');
+    await rm(join(src, "C:evil"));
+    await writeFile(join(src, "Makefile"), "x");
+    await writeFile(join(src, "makefile"), "x");
+    await expect(packDirectory(src)).rejects.toThrow('cannot pack "makefile": conflicts with "Makefile" on a case-insensitive filesystem');
   });
 
   it("a socket, naming it", async () => {

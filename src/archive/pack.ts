@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import { pack } from "tar-stream";
 import { EntryTree } from "./entry-tree.js";
 import { ArchiveError } from "./errors.js";
-import { checkLinkTarget } from "./paths.js";
+import { checkLinkTarget, normalizeEntryPath } from "./paths.js";
 
 export interface PackOptions {
   /** Called with each "/"-separated relative path; true leaves it (and, for a directory, everything under it) out. */
@@ -51,11 +51,15 @@ async function walk(root: string, rel: string, ignore: PackOptions["ignore"], ou
   }
 }
 
-/** The same symlink rules extraction applies, so that we never build an archive the server refuses. */
-function checkSymlinks(items: Item[]): void {
+/**
+ * The rules extraction applies (names, symlink targets, case collisions), so that the CLI
+ * fails with a clear message instead of uploading an archive the server refuses.
+ */
+function checkLikeExtraction(items: Item[]): void {
   const tree = new EntryTree();
   try {
     for (const item of items) {
+      normalizeEntryPath(item.rel);
       const target = item.target === undefined ? undefined : checkLinkTarget(item.rel, item.target, item.rel);
       tree.add(item.rel, item.kind, item.rel, target);
     }
@@ -71,7 +75,7 @@ export async function packDirectory(dir: string, opts: PackOptions = {}): Promis
   if (!(await stat(root)).isDirectory()) throw new Error(`${dir} is not a directory`);
   const items: Item[] = [];
   await walk(root, "", opts.ignore, items);
-  checkSymlinks(items);
+  checkLikeExtraction(items);
 
   const tar = pack();
   const chunks: Buffer[] = [];

@@ -5,6 +5,11 @@ import { ArchiveError } from "./errors.js";
 
 /** Longer names than any filesystem accepts are refused before they reach one. */
 export const MAX_NAME_BYTES = 4096;
+/**
+ * Far deeper than any template, and it bounds the directories an archive can imply: 10,000
+ * entries of 2,000 distinct levels each would otherwise cost millions of nodes to validate.
+ */
+export const MAX_DEPTH = 64;
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const lossyUtf8 = new TextDecoder("utf-8");
@@ -14,12 +19,22 @@ const lossyUtf8 = new TextDecoder("utf-8");
  * would make two different stored names collide, and the name on disk would not be the name
  * that was validated.
  */
-export function decodeName(bytes: Uint8Array, what = "name"): string {
+export function decodeName(bytes: Uint8Array): string {
+  return decodeText(bytes, "name", lossyName(bytes));
+}
+
+/** Like decodeName, for other text (a link target, a pax record) belonging to `entry`. */
+export function decodeText(bytes: Uint8Array, what: string, entry?: string): string {
   try {
     return strictUtf8.decode(bytes);
   } catch {
-    throw new ArchiveError(`${what} is not valid UTF-8`, lossyUtf8.decode(bytes));
+    throw new ArchiveError(`${what} is not valid UTF-8`, entry);
   }
+}
+
+/** For error messages only. */
+export function lossyName(bytes: Uint8Array): string {
+  return lossyUtf8.decode(bytes);
 }
 
 const DRIVE_LETTER = /^[A-Za-z]:/;
@@ -61,7 +76,9 @@ export function normalizeEntryPath(name: string): string {
     if (resolveLexically([], segments) === undefined) throw new ArchiveError("path escapes the archive root", name);
     throw new ArchiveError('path contains a ".." segment', name);
   }
-  return segments.filter((s) => s !== "" && s !== ".").join("/");
+  const clean = segments.filter((s) => s !== "" && s !== ".");
+  if (clean.length > MAX_DEPTH) throw new ArchiveError(`path is more than ${MAX_DEPTH} levels deep`, name);
+  return clean.join("/");
 }
 
 export function parentSegments(path: string): string[] {

@@ -5,7 +5,7 @@ import { EntryTree } from "./entry-tree.js";
 import { ArchiveError } from "./errors.js";
 import { gunzipBounded } from "./gzip.js";
 import { resolveLimits, type ArchiveLimits } from "./limits.js";
-import { MAX_NAME_BYTES, checkLinkTarget, decodeName, normalizeEntryPath } from "./paths.js";
+import { MAX_NAME_BYTES, checkLinkTarget, decodeText, normalizeEntryPath } from "./paths.js";
 import type { RawEntry } from "./raw-entry.js";
 import { readTar } from "./tar-reader.js";
 import { readZip } from "./zip-reader.js";
@@ -77,7 +77,7 @@ export async function checkArchive(data: Uint8Array, partialLimits?: Partial<Arc
       let target = r.linkTarget;
       if (target === undefined) {
         if (r.size > MAX_NAME_BYTES) throw new ArchiveError(`symlink target is longer than ${MAX_NAME_BYTES} bytes`, name);
-        target = decodeName(await r.read(), "symlink target");
+        target = decodeText(await r.read(), "symlink target", name);
       }
       const linkTarget = checkLinkTarget(path, target, name);
       tree.add(path, "symlink", name, linkTarget);

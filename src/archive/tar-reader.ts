@@ -4,7 +4,7 @@
 // RangeError. Entries are yielded before their data is bounds-checked, so that an oversized
 // declaration is reported as such rather than as truncation.
 import { ArchiveError } from "./errors.js";
-import { decodeName } from "./paths.js";
+import { decodeName, decodeText, lossyName } from "./paths.js";
 import type { RawEntry } from "./raw-entry.js";
 import { BLOCK, checksumMatches, isPosixUstar, isZeroBlock, parseNumeric } from "./tar-header.js";
 
@@ -51,7 +51,7 @@ function parsePax(buf: Uint8Array, offset: number): Map<string, string> {
     if (!Number.isSafeInteger(len) || len <= sp - pos + 1 || pos + len > buf.length || buf[pos + len - 1] !== 0x0a) {
       throw new ArchiveError(`malformed pax header at offset ${offset}`);
     }
-    const record = decodeName(buf.subarray(sp + 1, pos + len - 1), "pax header");
+    const record = decodeText(buf.subarray(sp + 1, pos + len - 1), `pax header at offset ${offset}`);
     const eq = record.indexOf("=");
     if (eq <= 0) throw new ArchiveError(`malformed pax header at offset ${offset}`);
     out.set(record.slice(0, eq), record.slice(eq + 1));
@@ -83,12 +83,16 @@ export function* readTar(data: Uint8Array): Generator<RawEntry> {
     }
     if (!checksumMatches(header)) throw new ArchiveError(`invalid tar header at offset ${offset} (checksum mismatch)`);
 
-    let name = decodeName(cString(header, 0, 100));
-    if (isPosixUstar(header) && header[345] !== 0) name = `${decodeName(cString(header, 345, 155))}/${name}`;
+    // Header name fields are decoded only when no extended header replaces them: writers
+    // truncate them at 100 bytes, which can split a UTF-8 character in an honest archive.
+    const headerName = (): string => {
+      const base = decodeName(cString(header, 0, 100));
+      return isPosixUstar(header) && header[345] !== 0 ? `${decodeName(cString(header, 345, 155))}/${base}` : base;
+    };
     const typeflag = header[156]!;
     const dataStart = offset + BLOCK;
     let size = parseNumeric(header, 124, 12);
-    if (size === undefined) throw new ArchiveError(`invalid size field in tar header at offset ${offset}`, name);
+    if (size === undefined) throw new ArchiveError(`invalid size field in tar header at offset ${offset}`, lossyName(cString(header, 0, 100)));
 
     const flag = String.fromCharCode(typeflag);
     if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
@@ -97,15 +101,15 @@ export function* readTar(data: Uint8Array): Generator<RawEntry> {
       const body = data.subarray(dataStart, dataStart + size);
       if (flag === "x") for (const [k, v] of parsePax(body, offset)) pax.set(k, v);
       else if (flag === "L") longName = decodeName(cString(body, 0, size));
-      else if (flag === "K") longLink = decodeName(cString(body, 0, size), "link target");
+      else if (flag === "K") longLink = decodeText(cString(body, 0, size), `GNU long link target at offset ${offset}`);
       // 'g' holds global defaults (git archive puts the commit id there): nothing we use.
       if (flag !== "g") pendingMeta = true;
       offset = dataStart + padded(size);
       continue;
     }
 
-    name = pax.get("path") ?? longName ?? name;
-    const linkTarget = pax.get("linkpath") ?? longLink ?? decodeName(cString(header, 157, 100), "link target");
+    const name = pax.get("path") ?? longName ?? headerName();
+    const linkTarget = typeflag === 0x32 ? (pax.get("linkpath") ?? longLink ?? decodeText(cString(header, 157, 100), "symlink target", name)) : undefined;
     const paxSize = pax.get("size");
     if (paxSize !== undefined) {
       size = /^\d+$/.test(paxSize) ? Number(paxSize) : NaN;
@@ -142,7 +146,7 @@ export function* readTar(data: Uint8Array): Generator<RawEntry> {
       ...(typeName === undefined ? {} : { typeName }),
       size: kind === "file" ? entrySize : 0,
       mode,
-      ...(kind === "symlink" ? { linkTarget } : {}),
+      ...(linkTarget === undefined ? {} : { linkTarget }),
       read: async () => {
         if (kind !== "file") return new Uint8Array(0);
         if (dataStart + entrySize > data.length) throw new ArchiveError("truncated tar archive", name);

@@ -91,7 +91,7 @@ export interface RawTarHeader {
   /** Written into the size field verbatim instead of `size` (for malformed sizes). */
   sizeField?: Uint8Array;
   mode?: number;
-  linkname?: string;
+  linkname?: string | Uint8Array;
   prefix?: string;
   /** Default POSIX ustar; "v7" leaves the magic empty. */
   magic?: "ustar" | "gnu" | "v7";
@@ -136,7 +136,7 @@ export function tarEntry(h: RawTarHeader, content?: string | Uint8Array): Uint8A
   return Buffer.concat([tarHeader({ size: body.length, ...h }), padTo512(body)]);
 }
 
-export function paxEntry(records: Record<string, string>, global = false): Uint8Array {
+export function paxEntry(records: Record<string, string>, global = false, name: string | Uint8Array = "PaxHeader"): Uint8Array {
   let text = "";
   for (const [k, v] of Object.entries(records)) {
     const rest = ` ${k}=${v}\n`;
@@ -144,7 +144,7 @@ export function paxEntry(records: Record<string, string>, global = false): Uint8
     while (String(len).length + Buffer.byteLength(rest) !== len) len++;
     text += `${len}${rest}`;
   }
-  return tarEntry({ name: "PaxHeader", typeflag: global ? "g" : "x" }, text);
+  return tarEntry({ name, typeflag: global ? "g" : "x" }, text);
 }
 
 /** Concatenates parts and appends the end-of-archive marker. */

@@ -60,6 +60,8 @@ export function resourcesToRows(resources: ResourceSpec[]): NewResource[] {
 
 export class ProvisionerdServer {
   private readonly waiters = new Set<() => void>();
+  /** Counts notifications, so a waiter can tell one arrived while it was querying. */
+  private wakeups = 0;
   private unsubscribe: (() => void) | undefined;
   private reaper: NodeJS.Timeout | undefined;
   private readonly backupPollMs: number;
@@ -77,6 +79,7 @@ export class ProvisionerdServer {
 
   async start(): Promise<void> {
     const wakeAll = () => {
+      this.wakeups++;
       for (const w of this.waiters) w();
     };
     this.unsubscribe = await this.ctx.pubsub.subscribe(CHANNEL_JOB_POSTED, { onMessage: wakeAll, onDrop: wakeAll });
@@ -134,6 +137,7 @@ export class ProvisionerdServer {
 
   async acquireJob(daemon: DaemonRow, signal: AbortSignal): Promise<AcquiredJob | undefined> {
     while (!signal.aborted) {
+      const seen = this.wakeups;
       const job = await this.store.acquireProvisionerJob({
         workerId: daemon.id,
         organizationId: daemon.organization_id,
@@ -150,7 +154,8 @@ export class ProvisionerdServer {
           continue;
         }
       }
-      await this.wait(signal);
+      // A job posted while the query ran would otherwise wait for the backup poll.
+      if (seen === this.wakeups) await this.wait(signal);
     }
     return undefined;
   }

@@ -1,0 +1,85 @@
+// The job queue: tags route jobs to matching daemons only, every job runs exactly once however
+// many daemons compete, a job nobody can take says why, and cancel works in every state.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { packDirectory } from "../../src/archive/index.js";
+import { ProvisionerDaemon, WebSocketProvisionerdClient } from "../../src/provisionerd/index.js";
+import { LocalDriver } from "../../src/provisioners/index.js";
+import { createFirstUser, startTestServer, type TestServer } from "../helpers/coderd.js";
+import { waitForImport, writeTemplateDir } from "../helpers/templates.js";
+
+const PSK = "queue-test-psk";
+
+/** An external daemon (over the real WebSocket protocol) running in this process. */
+async function daemon(srv: TestServer, name: string, tags: Record<string, string>): Promise<ProvisionerDaemon> {
+  const cache = mkdtempSync(join(tmpdir(), "coder-daemon-"));
+  const logger = pino({ level: "silent" });
+  const client = new WebSocketProvisionerdClient({ url: srv.url, psk: PSK, identity: { name, organization: "default", tags, provisioners: ["local"], version: "test" }, logger });
+  await client.connect();
+  const d = new ProvisionerDaemon({
+    client,
+    drivers: { local: new LocalDriver({ workspacesDir: join(cache, "workspaces"), agentCommand: ["true"] }) },
+    workDir: join(cache, "work"),
+    logger,
+    updateIntervalMs: 200,
+  });
+  d.start();
+  onTestFinished(() => d.shutdown("cancel"));
+  return d;
+}
+
+describe("provisioner job queue", () => {
+  it("routes jobs by tags, and says why a job no daemon matches is waiting", async () => {
+    const srv = await startTestServer({ provisionerDaemonPsk: PSK });
+    const { client } = await createFirstUser(srv);
+    await daemon(srv, "daemon-a", { env: "a" });
+    await daemon(srv, "daemon-b", { env: "b", region: "eu" });
+    const daemons = await client.provisionerDaemons("default");
+    const idOf = (name: string) => daemons.find((d) => d.name === name)!.id;
+    const { id: fileId } = await client.uploadFile(await packDirectory(writeTemplateDir()));
+
+    const jobs = await Promise.all(
+      [{ env: "a" }, { env: "b" }, { env: "b", region: "eu" }, { env: "a" }, { env: "b" }].map((tags) => client.createTemplateVersion("default", { file_id: fileId, tags })),
+    );
+    const done = await Promise.all(jobs.map((v) => waitForImport(client, v.id)));
+    expect(done.map((v) => v.job.status)).toEqual(["succeeded", "succeeded", "succeeded", "succeeded", "succeeded"]);
+    expect(done.map((v) => v.job.worker_id)).toEqual([idOf("daemon-a"), idOf("daemon-b"), idOf("daemon-b"), idOf("daemon-a"), idOf("daemon-b")]);
+
+    const stuck = await client.createTemplateVersion("default", { file_id: fileId, tags: { env: "c" } });
+    const seen = await client.templateVersion(stuck.id);
+    expect(seen.job.status).toBe("pending");
+    expect(seen.job.status_detail).toContain('No provisioner daemon matches tags {"env":"c"}');
+    expect(seen.job.queue_size).toBeGreaterThanOrEqual(1);
+
+    // Cancel: a pending job ends at once, as canceled.
+    await client.cancelTemplateVersion(stuck.id);
+    const canceled = await client.templateVersion(stuck.id);
+    expect(canceled.job.status).toBe("canceled");
+    expect(canceled.job.completed_at).not.toBeNull();
+  });
+
+  it("runs 50 jobs queued at once on 3 daemons, each exactly once", async () => {
+    const srv = await startTestServer({ provisionerDaemonPsk: PSK });
+    const { client } = await createFirstUser(srv);
+    for (const name of ["d1", "d2", "d3"]) await daemon(srv, name, {});
+    const { id: fileId } = await client.uploadFile(await packDirectory(writeTemplateDir()));
+    const versions = await Promise.all(Array.from({ length: 50 }, () => client.createTemplateVersion("default", { file_id: fileId })));
+    const done = await Promise.all(versions.map((v) => waitForImport(client, v.id)));
+    expect(done.every((v) => v.job.status === "succeeded")).toBe(true);
+
+    const rows = await srv.db.store.kysely
+      .selectFrom("provisioner_job_logs")
+      .select(["job_id"])
+      .where("output", "=", "Acquired by provisioner daemon")
+      .execute();
+    const perJob = new Map<string, number>();
+    for (const r of rows) perJob.set(r.job_id, (perJob.get(r.job_id) ?? 0) + 1);
+    expect(versions.every((v) => perJob.get(v.job.id) === 1)).toBe(true);
+    // The work was shared.
+    const workers = new Set(done.map((v) => v.job.worker_id));
+    expect(workers.size).toBe(3);
+  });
+});
