@@ -2,16 +2,22 @@
 // own line of stdout (progress goes to stderr). Exits non-zero when a benchmark fails or sees
 // non-2xx responses or errors. Use `npm run --silent bench` for stdout without npm's banner.
 import { runApiBenchmark } from "./api.js";
+import { runProvisionBenchmark } from "./provision.js";
 
 interface Benchmark {
   name: string;
   run: () => Promise<{ doc: unknown; ok: boolean }>;
 }
 
-const benchmarks: Benchmark[] = [{ name: "api", run: runApiBenchmark }];
+const benchmarks: Benchmark[] = [
+  { name: "api", run: runApiBenchmark },
+  { name: "provision", run: runProvisionBenchmark },
+];
+// BENCH=provision runs one benchmark by name.
+const only = process.env.BENCH;
 
 async function main(): Promise<void> {
-  for (const b of benchmarks) {
+  for (const b of benchmarks.filter((x) => !only || x.name === only)) {
     try {
       const { doc, ok } = await b.run();
       process.stdout.write(`${JSON.stringify(doc)}\n`);

@@ -111,6 +111,94 @@ export function buildProgram(): Command {
     .description("Delete a token.")
     .action(lazy(() => import("./commands/tokens.js").then((m) => ({ run: m.remove }))));
 
+  const collect = (v: string, prev: string[] = []) => [...prev, v];
+  const org = () => new Option("--org, --organization <org>", "organization").default("default");
+  const templatesModule = (name: "init" | "push" | "list" | "versions" | "remove") => lazy(() => import("./commands/templates.js").then((m) => ({ run: m[name] })));
+  const templates = program.command("templates").alias("template").description("Manage templates.");
+  templates
+    .command("init")
+    .argument("[dir]", "directory to write the example template into", ".")
+    .description("Write an example template to start from.")
+    .option("--force", "write into a directory that is not empty (overwrites the example's files)")
+    .action(templatesModule("init"));
+  templates
+    .command("push")
+    .argument("[name]", "template name (default: the directory's name)")
+    .description("Upload a template directory as a new template or a new version of one, streaming the import's logs.")
+    .option("-d, --directory <dir>", "the template directory", ".")
+    .option("--name <version>", "name of the new version (default: generated)")
+    .option("-m, --message <text>", "a message describing the version")
+    .option("--provisioner-tag <key=value>", "a tag the import and builds need a provisioner daemon to have (repeatable)", collect)
+    .option("--activate", "make the new version the active one", true)
+    .option("--no-activate", "keep the current active version")
+    .option("-y, --yes", "do not ask for confirmation")
+    .addOption(org())
+    .action(templatesModule("push"));
+  templates.command("list").alias("ls").description("List templates.").addOption(org()).addOption(output()).action(templatesModule("list"));
+  const versions = templates.command("versions").description("Manage a template's versions.");
+  versions
+    .command("list")
+    .alias("ls")
+    .argument("<template>", "template name")
+    .description("List a template's versions.")
+    .addOption(org())
+    .addOption(output())
+    .action(templatesModule("versions"));
+  templates
+    .command("delete")
+    .alias("rm")
+    .argument("<name...>", "template names")
+    .description("Delete templates (only templates without workspaces).")
+    .option("-y, --yes", "do not ask for confirmation")
+    .addOption(org())
+    .action(templatesModule("remove"));
+
+  const workspacesModule = (name: "create" | "start" | "stop" | "remove" | "list" | "show") => lazy(() => import("./commands/workspaces.js").then((m) => ({ run: m[name] })));
+  const parameter = () => new Option("--parameter <name=value>", "a rich parameter value (repeatable)").argParser(collect);
+  program
+    .command("create")
+    .argument("<workspace>", "workspace name, or <owner>/<name> to create it for another user")
+    .description("Create a workspace from a template and stream its first build's logs.")
+    .option("-t, --template <name>", "template to create the workspace from")
+    .addOption(parameter())
+    .option("-y, --yes", "do not ask for confirmation")
+    .addOption(org())
+    .action(workspacesModule("create"));
+  program
+    .command("start")
+    .argument("<workspace>", "<name> or <owner>/<name>")
+    .description("Start a workspace.")
+    .addOption(parameter())
+    .option("-y, --yes", "do not ask for confirmation")
+    .action(workspacesModule("start"));
+  program
+    .command("stop")
+    .argument("<workspace>", "<name> or <owner>/<name>")
+    .description("Stop a workspace.")
+    .option("-y, --yes", "do not ask for confirmation")
+    .action(workspacesModule("stop"));
+  program
+    .command("delete")
+    .alias("rm")
+    .argument("<workspace>", "<name> or <owner>/<name>")
+    .description("Delete a workspace: its resources, files and processes.")
+    .option("-y, --yes", "do not ask for confirmation")
+    .action(workspacesModule("remove"));
+  program
+    .command("list")
+    .alias("ls")
+    .description("List workspaces (yours, unless --all or --search says otherwise).")
+    .option("-a, --all", "every workspace you can see, not only yours")
+    .option("--search <query>", 'filter, e.g. "owner:alice template:docker status:running" (default: "owner:me")')
+    .addOption(output())
+    .action(workspacesModule("list"));
+  program
+    .command("show")
+    .argument("<workspace>", "<name> or <owner>/<name>")
+    .description("Show a workspace: its latest build, resources, agents and apps.")
+    .addOption(output())
+    .action(workspacesModule("show"));
+
   const provisioner = program.command("provisioner").description("Run and inspect provisioner daemons.");
   provisioner
     .command("start")

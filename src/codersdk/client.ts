@@ -173,16 +173,17 @@ export class Client {
   }
 
   /**
-   * Opens a WebSocket to an API path with the session token; rejects with CoderSDKError when
-   * the server refuses the upgrade.
+   * A WebSocket to an API path with the session token. Attach listeners to `ws` at once:
+   * frames can arrive in the same packet as the upgrade, before `opened` resolves. `opened`
+   * rejects with CoderSDKError when the server refuses the upgrade.
    */
-  dial(path: string): Promise<WebSocket> {
+  socket(path: string): { ws: WebSocket; opened: Promise<void> } {
     const u = new URL(path, this.url);
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
     const headers: Record<string, string> = this.sessionToken ? { [SESSION_TOKEN_HEADER]: this.sessionToken } : {};
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(u, { headers });
-      ws.once("open", () => resolve(ws));
+    const ws = new WebSocket(u, { headers });
+    const opened = new Promise<void>((resolve, reject) => {
+      ws.once("open", () => resolve());
       ws.once("unexpected-response", (_req, res) => {
         let text = "";
         res.on("data", (d: Buffer) => (text += d));
@@ -198,11 +199,12 @@ export class Client {
       });
       ws.once("error", (err) => reject(new CoderSDKError(0, { message: `Cannot reach ${this.url.origin}`, detail: err.message }, "GET", u.toString())));
     });
+    return { ws, opened };
   }
 
   /** Streams a job's logs (past, then live) until the job ends. */
   async *followLogs(path: string, after = 0): AsyncGenerator<ProvisionerJobLog> {
-    const ws = await this.dial(`${path}?follow&after=${after}`);
+    const { ws, opened } = this.socket(`${path}?follow&after=${after}`);
     const queue: ProvisionerJobLog[] = [];
     let wake: (() => void) | undefined;
     let done = false;
@@ -216,8 +218,8 @@ export class Client {
       if (code !== 1000) failure = new Error(`log stream closed: ${code} ${reason.toString()}`.trim());
       wake?.();
     });
-    ws.on("error", () => {});
     try {
+      await opened;
       for (;;) {
         while (queue.length) yield queue.shift()!;
         if (done) break;

@@ -81,3 +81,22 @@ describe("workspace lifecycle (local driver)", () => {
     await client.deleteTemplate(template.id);
   });
 });
+
+describe("following job logs", () => {
+  it("delivers every line, including those written before the follower connected", async () => {
+    const srv = await startTestServer({ provisionerDaemons: 1 });
+    const { client } = await createFirstUser(srv);
+    const { version } = await pushTemplate(client, "local");
+    const all = (await client.templateVersionLogs(version.id)).map((l) => l.id);
+    expect(all.length).toBeGreaterThanOrEqual(3);
+    // The job has ended: every line comes in the first frames, right after the upgrade.
+    for (let i = 0; i < 20; i++) {
+      const seen: number[] = [];
+      for await (const l of client.followTemplateVersionLogs(version.id)) seen.push(l.id);
+      expect(seen).toEqual(all);
+    }
+    const tail: number[] = [];
+    for await (const l of client.followTemplateVersionLogs(version.id, all[1])) tail.push(l.id);
+    expect(tail).toEqual(all.slice(2));
+  });
+});

@@ -42,7 +42,7 @@ describe("provisioner job queue", () => {
     const { id: fileId } = await client.uploadFile(await packDirectory(writeTemplateDir()));
 
     const jobs = await Promise.all(
-      [{ env: "a" }, { env: "b" }, { env: "b", region: "eu" }, { env: "a" }, { env: "b" }].map((tags) => client.createTemplateVersion("default", { file_id: fileId, tags })),
+      ([{ env: "a" }, { env: "b" }, { env: "b", region: "eu" }, { env: "a" }, { env: "b" }] as Array<Record<string, string>>).map((tags) => client.createTemplateVersion("default", { file_id: fileId, tags })),
     );
     const done = await Promise.all(jobs.map((v) => waitForImport(client, v.id)));
     expect(done.map((v) => v.job.status)).toEqual(["succeeded", "succeeded", "succeeded", "succeeded", "succeeded"]);

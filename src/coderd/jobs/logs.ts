@@ -42,6 +42,8 @@ export async function followLogs(ctx: Ctx, socket: WebSocket, jobId: string, aft
   let closed = false;
   socket.on("close", () => (closed = true));
 
+  // Assigned once the subscription exists; a notification can arrive before that.
+  let unsubscribe = () => {};
   const pump = async (): Promise<void> => {
     if (running) {
       rerun = true;
@@ -73,13 +75,14 @@ export async function followLogs(ctx: Ctx, socket: WebSocket, jobId: string, aft
     }
   };
 
-  const unsubscribe = await ctx.pubsub.subscribe(jobLogsChannel(jobId), {
+  unsubscribe = await ctx.pubsub.subscribe(jobLogsChannel(jobId), {
     onMessage: (payload) => {
       if (payload === JOB_ENDED) ended = true;
       void pump().catch(() => socket.close(1011, "reading logs failed"));
     },
     onDrop: () => void pump().catch(() => socket.close(1011, "reading logs failed")),
   });
-  socket.on("close", unsubscribe);
+  socket.on("close", () => unsubscribe());
+  if (closed) unsubscribe();
   await pump();
 }
