@@ -1,6 +1,6 @@
 // One embedded Postgres for the whole run, and a migrated template database that each test
 // clones into a database of its own (CREATE DATABASE … TEMPLATE is a file copy: fast).
-import { mkdtempSync, chmodSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -16,6 +16,25 @@ declare module "vitest" {
 
 export const TEMPLATE_DB = "coder_test_template";
 
+/**
+ * Workspace agents run detached, so a test that forgets to delete its workspace leaves them
+ * behind: stop those of this run (they point at a test server on loopback) and say which.
+ */
+function killLeakedAgents(): void {
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      if (cmdline[cmdline.length - 2] !== "agent" || !cmdline.some((a) => a.endsWith("bin/coder.js"))) continue;
+      const environ = readFileSync(`/proc/${pid}/environ`, "utf8");
+      if (!environ.includes("CODER_AGENT_URL=http://127.0.0.1")) continue;
+      process.kill(Number(pid), "SIGKILL");
+      console.warn(`global teardown: killed workspace agent ${pid} that a test left running`);
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+}
+
 export default async function setup(project: TestProject) {
   const dir = mkdtempSync(join(tmpdir(), "coder-test-pg-"));
   chmodSync(dir, 0o755); // readable by the postgres user when the suite runs as root
@@ -30,6 +49,7 @@ export default async function setup(project: TestProject) {
   project.provide("pgAdminUrl", instance.url);
   project.provide("pgTemplate", TEMPLATE_DB);
   return async () => {
+    killLeakedAgents();
     await instance.stop();
     rmSync(dir, { recursive: true, force: true });
   };

@@ -22,6 +22,7 @@ export type ShutdownMode = "graceful" | "cancel";
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((res) => {
+    if (signal?.aborted) return res();
     const t = setTimeout(res, ms);
     signal?.addEventListener("abort", () => (clearTimeout(t), res()), { once: true });
   });

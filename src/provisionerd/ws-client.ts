@@ -123,6 +123,8 @@ export class WebSocketProvisionerdClient implements ProvisionerdClient {
 
   private async call<T>(method: string, params: unknown, signal?: AbortSignal): Promise<T> {
     const ws = await this.socket();
+    // Aborted while connecting: the listener below would never hear of it.
+    if (signal?.aborted) return undefined as T;
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });

@@ -83,3 +83,17 @@ describe("provisioner job queue", () => {
     expect(workers.size).toBe(3);
   });
 });
+
+describe("the reaper", () => {
+  it("fails a job that no daemon took in time, with the reason in its logs", async () => {
+    const srv = await startTestServer({ provisionerJobPendingTimeoutMs: 500 });
+    const { client } = await createFirstUser(srv);
+    const { id: fileId } = await client.uploadFile(await packDirectory(writeTemplateDir()));
+    const v = await client.createTemplateVersion("default", { file_id: fileId, tags: { pool: "nobody" } });
+    const ended = await waitForImport(client, v.id);
+    expect(ended.job.status).toBe("failed");
+    expect(ended.job.error).toBe("No provisioner daemon picked up the job in time.");
+    const logs = await client.templateVersionLogs(v.id);
+    expect(logs.at(-1)!.output).toMatch(/No provisioner daemon took this job within 1s/);
+  });
+});

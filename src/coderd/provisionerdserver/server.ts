@@ -122,6 +122,8 @@ export class ProvisionerdServer {
   }
 
   private wait(signal: AbortSignal): Promise<void> {
+    // An abort that came while the caller was querying has already fired: no listener would see it.
+    if (signal.aborted) return Promise.resolve();
     return new Promise((res) => {
       const done = () => {
         clearTimeout(timer);

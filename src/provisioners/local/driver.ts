@@ -154,7 +154,8 @@ export class LocalDriver implements Driver {
       };
       let cmd = this.opts.agentCommand;
       if (m.isolation === "bwrap") {
-        cmd = ["bwrap", "--ro-bind", "/", "/", "--bind", dir, dir, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-pid", "--chdir", dir, ...cmd];
+        // Later mounts cover earlier ones: the private /tmp first, so a workspace under /tmp stays visible.
+        cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind", dir, dir, "--unshare-pid", "--chdir", dir, ...cmd];
       }
       const pid = startDetached(cmd, { cwd: dir, env, logFile: join(dir, ".coder", `agent-${a.name}.log`) });
       log("info", `Started agent "${a.name}" (pid ${pid})`, "Start workspace");

@@ -34,10 +34,22 @@ export function startDetached(cmd: string[], opts: { cwd: string; env: NodeJS.Pr
   }
 }
 
+/**
+ * Signals the agent's whole process group (it was started detached, as its leader): that reaches
+ * an agent inside a bubblewrap sandbox, which does not forward signals, and whatever it started.
+ */
+function signalGroup(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    process.kill(pid, sig);
+  }
+}
+
 /** SIGTERM, then SIGKILL after the grace period; resolves when the process is gone. */
 export async function stopProcess(pid: number, graceMs: number, signal?: AbortSignal): Promise<"exited" | "killed"> {
   try {
-    process.kill(pid, "SIGTERM");
+    signalGroup(pid, "SIGTERM");
   } catch {
     return "exited";
   }
@@ -45,7 +57,7 @@ export async function stopProcess(pid: number, graceMs: number, signal?: AbortSi
   while (alive(pid)) {
     if (Date.now() > deadline || signal?.aborted) {
       try {
-        process.kill(pid, "SIGKILL");
+        signalGroup(pid, "SIGKILL");
       } catch {
         // gone meanwhile
       }
