@@ -11,6 +11,7 @@ import { requireAuth } from "../httpapi/authenticate.js";
 import { authorizeAction, authorizeObject, can } from "../httpapi/authz.js";
 import { BadRequestError, ConflictError, ForbiddenError, NotFoundError, ValidationFailedError } from "../httpapi/errors.js";
 import type { Router } from "../httpapi/route.js";
+import { searchError, splitSearch } from "../httpapi/search.js";
 import { parseInput } from "../httpapi/validate.js";
 import { canAssignRole, isSiteRole, ROLES, SITE_ROLES, type RbacObject } from "../rbac/index.js";
 import * as s from "./schemas.js";
@@ -70,27 +71,19 @@ const SEARCH_KEYS = ["status", "role", "login_type", "username", "email"] as con
 /** Parses "q": free text plus key:value filters, as in `status:active role:owner alice`. */
 function parseSearch(q: string | undefined): { text?: string; status?: User["status"]; role?: string; loginType?: User["login_type"] } {
   const out: ReturnType<typeof parseSearch> = {};
-  const words: string[] = [];
-  for (const term of (q ?? "").trim().split(/\s+/).filter(Boolean)) {
-    const colon = term.indexOf(":");
-    if (colon < 0) {
-      words.push(term);
-      continue;
-    }
-    const key = term.slice(0, colon).toLowerCase();
-    const value = term.slice(colon + 1);
-    const bad = (detail: string) => new ValidationFailedError([{ field: "q", detail }], "Invalid search query.");
+  const { words, filters } = splitSearch(q);
+  for (const { key, value } of filters) {
     switch (key) {
       case "status":
-        if (value !== "active" && value !== "suspended") throw bad(`status must be active or suspended, not "${value}"`);
+        if (value !== "active" && value !== "suspended") throw searchError(`status must be active or suspended, not "${value}"`);
         out.status = value;
         break;
       case "role":
-        if (!isSiteRole(value)) throw bad(`role must be one of ${SITE_ROLES.join(", ")}, not "${value}"`);
+        if (!isSiteRole(value)) throw searchError(`role must be one of ${SITE_ROLES.join(", ")}, not "${value}"`);
         out.role = value;
         break;
       case "login_type":
-        if (value !== "password" && value !== "none" && value !== "token") throw bad(`login_type must be password or none, not "${value}"`);
+        if (value !== "password" && value !== "none" && value !== "token") throw searchError(`login_type must be password or none, not "${value}"`);
         out.loginType = value;
         break;
       case "username":
@@ -98,7 +91,7 @@ function parseSearch(q: string | undefined): { text?: string; status?: User["sta
         words.push(value);
         break;
       default:
-        throw bad(`unknown filter "${key}" (known: ${SEARCH_KEYS.join(", ")})`);
+        throw searchError(`unknown filter "${key}" (known: ${SEARCH_KEYS.join(", ")})`);
     }
   }
   if (words.length) out.text = words.join(" ");

@@ -10,6 +10,7 @@ import { requireAuth } from "../httpapi/authenticate.js";
 import { authorizeObject, can } from "../httpapi/authz.js";
 import { BadRequestError, ConflictError, NotFoundError, ValidationFailedError } from "../httpapi/errors.js";
 import type { Router } from "../httpapi/route.js";
+import { searchError, splitSearch } from "../httpapi/search.js";
 import { parseInput } from "../httpapi/validate.js";
 import { followedJobs, followLogs, listLogs, logsQuery } from "../jobs/logs.js";
 import { watchWorkspace } from "../jobs/watch.js";
@@ -125,24 +126,16 @@ async function hostTag(ctx: Ctx, workspaceId: string): Promise<Record<string, st
 /** "owner:me template:docker status:running dev" */
 function parseWorkspaceSearch(q: string | undefined) {
   const out: { owner?: string; template?: string; status?: sdk.WorkspaceStatus; name?: string } = {};
-  const words: string[] = [];
-  for (const term of (q ?? "").trim().split(/\s+/).filter(Boolean)) {
-    const colon = term.indexOf(":");
-    if (colon < 0) {
-      words.push(term);
-      continue;
-    }
-    const key = term.slice(0, colon).toLowerCase();
-    const value = term.slice(colon + 1);
-    const bad = (detail: string) => new ValidationFailedError([{ field: "q", detail }], "Invalid search query.");
-    if (!value) throw bad(`${key}: needs a value`);
+  const { words, filters } = splitSearch(q);
+  for (const { key, value } of filters) {
+    if (!value) throw searchError(`${key}: needs a value`);
     if (key === "owner") out.owner = value;
     else if (key === "template") out.template = value;
     else if (key === "name") words.push(value);
     else if (key === "status") {
-      if (!STATUSES.includes(value as sdk.WorkspaceStatus)) throw bad(`status must be one of ${STATUSES.join(", ")}, not "${value}"`);
+      if (!STATUSES.includes(value as sdk.WorkspaceStatus)) throw searchError(`status must be one of ${STATUSES.join(", ")}, not "${value}"`);
       out.status = value as sdk.WorkspaceStatus;
-    } else throw bad(`unknown filter "${key}" (known: owner, template, status, name)`);
+    } else throw searchError(`unknown filter "${key}" (known: owner, template, status, name)`);
   }
   if (words.length) out.name = words.join(" ");
   return out;
