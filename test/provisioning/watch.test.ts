@@ -15,14 +15,17 @@ describe("workspace watch, list and cancel", () => {
 
     const abort = new AbortController();
     const seen: WorkspaceStatus[] = [];
+    let first!: () => void;
+    const firstSeen = new Promise<void>((r) => (first = r));
     const watching = (async () => {
       for await (const w of client.watchWorkspace(ws.id, abort.signal)) {
         seen.push(w.latest_build.status);
+        first();
         if (w.latest_build.transition === "stop" && w.latest_build.status === "stopped") abort.abort();
       }
     })();
     // The watcher gets the current state first; then the stop build happens.
-    while (seen.length === 0) await new Promise((r) => setTimeout(r, 10));
+    await firstSeen;
     const stop = await client.createWorkspaceBuild(ws.id, { transition: "stop" });
     await watching;
     expect(seen[0]).toBe("running");
@@ -79,5 +82,39 @@ describe("workspace watch, list and cancel", () => {
     expect(existsSync(`/proc/${pid}`)).toBe(false);
     const del = await client.createWorkspaceBuild(ws.id, { transition: "delete" });
     expect((await waitForBuild(client, del.id)).status).toBe("deleted");
+  });
+});
+
+describe("across replicas", () => {
+  it("a watcher on one replica sees a build that another replica's daemon runs, and its logs", async () => {
+    const a = await startTestServer({ provisionerDaemons: 1 });
+    const b = await startTestServer({ databaseUrl: a.databaseUrl });
+    const { client: onA } = await createFirstUser(a);
+    const onB = b.anonymous();
+    onB.sessionToken = onA.sessionToken;
+    const { template } = await pushTemplate(onA, "local");
+    const ws = await onA.createWorkspace("me", { name: "dev", template_id: template.id });
+    await waitForBuild(onA, ws.latest_build.id);
+
+    const abort = new AbortController();
+    const seen: WorkspaceStatus[] = [];
+    let first!: () => void;
+    const firstSeen = new Promise<void>((r) => (first = r));
+    const watching = (async () => {
+      for await (const w of onB.watchWorkspace(ws.id, abort.signal)) {
+        seen.push(w.latest_build.status);
+        first();
+        if (w.latest_build.transition === "delete" && w.latest_build.status === "deleted") abort.abort();
+      }
+    })();
+    await firstSeen;
+    // Replica B has no daemon: A's runs the build; B streams its logs and its status.
+    const del = await onB.createWorkspaceBuild(ws.id, { transition: "delete" });
+    const lines: string[] = [];
+    for await (const l of onB.followWorkspaceBuildLogs(del.id)) lines.push(l.output);
+    await watching;
+    expect(lines).toContain("Job succeeded");
+    expect(seen[0]).toBe("running");
+    expect(seen.at(-1)).toBe("deleted");
   });
 });
