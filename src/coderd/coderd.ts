@@ -7,6 +7,7 @@ import { ApiKeyCache } from "./auth/api-key-cache.js";
 import type { CoderdOptions, Ctx } from "./context.js";
 import { errorResponse, NotFoundError } from "./httpapi/errors.js";
 import { Router, type RouteInfo } from "./httpapi/route.js";
+import * as agents from "./routes/agents.js";
 import * as authentication from "./routes/authentication.js";
 import { startBuiltinDaemons, type BuiltinDaemons } from "./provisionerdserver/builtin.js";
 import { ProvisionerdServer } from "./provisionerdserver/server.js";
@@ -28,6 +29,8 @@ export interface Coderd {
   listen(host: string, port: number): Promise<{ host: string; port: number }>;
   /** Stops accepting, lets in-flight requests finish, then resolves. */
   close(): Promise<void>;
+  /** For a server that learns its address only once it listens (port 0). */
+  setAccessUrl(url: string): void;
 }
 
 export const REQUEST_ID_HEADER = "x-request-id";
@@ -103,7 +106,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
   await ctx.provisionerd.start();
 
   const router = new Router(app, ctx);
-  for (const mod of [buildinfo, authentication, users, tokens, organizations, templates, workspaces, provisionerdaemons]) mod.register(router, ctx);
+  for (const mod of [buildinfo, authentication, users, tokens, organizations, templates, workspaces, provisionerdaemons, agents]) mod.register(router, ctx);
   // Archives are the only non-JSON bodies, accepted on the upload route alone.
   await app.register(async (scope) => {
     scope.addContentTypeParser(files.ARCHIVE_CONTENT_TYPES, { parseAs: "buffer", bodyLimit: opts.maxFileBytes }, (_req, body, done) => done(null, body));
@@ -122,6 +125,9 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
     },
     provisionerd: ctx.provisionerd,
     builtinDaemons: builtin,
+    setAccessUrl: (url) => {
+      ctx.accessUrl = url;
+    },
     async close() {
       closing = true;
       // Built-in daemons finish their jobs while the API still serves (they report through it).

@@ -2,6 +2,7 @@
 // builds (with resources) and workspaces (with their latest build). Batched per request.
 import type * as sdk from "../codersdk/index.js";
 import type { ProvisionerJob, ResourceWithAgents, Template, TemplateVersion, Workspace, WorkspaceBuild } from "../database/index.js";
+import { agentStatus } from "./agents/status.js";
 import type { Ctx } from "./context.js";
 
 /** A daemon that has not been seen for this long cannot be counted on to take a job. */
@@ -59,6 +60,15 @@ export function presentResources(resources: ResourceWithAgents[]): sdk.Workspace
       startup_script: a.startup_script,
       startup_script_behavior: a.startup_script_behavior,
       connection_timeout_seconds: a.connection_timeout_seconds,
+      status: agentStatus(a),
+      lifecycle_state: a.lifecycle_state as sdk.WorkspaceAgentLifecycle,
+      first_connected_at: a.first_connected_at?.toISOString() ?? null,
+      last_connected_at: a.last_connected_at?.toISOString() ?? null,
+      disconnected_at: a.disconnected_at?.toISOString() ?? null,
+      started_at: a.started_at?.toISOString() ?? null,
+      ready_at: a.ready_at?.toISOString() ?? null,
+      version: a.version,
+      operating_system: a.operating_system,
       apps: a.apps.map((p) => ({
         id: p.id,
         slug: p.slug,

@@ -2,5 +2,6 @@
 export const CHANNEL_JOB_POSTED = "provisioner_job_posted";
 export const jobLogsChannel = (jobId: string) => `job_logs:${jobId}`;
 export const workspaceChannel = (workspaceId: string) => `workspace:${workspaceId}`;
-/** Payload on a job's log channel when the job has ended: followers drain and close. */
+export const agentLogsChannel = (agentId: string) => `agent_logs:${agentId}`;
+/** Payload on a log channel when its source will write no more (a job ended, an agent is off). */
 export const JOB_ENDED = "end";

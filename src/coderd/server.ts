@@ -120,7 +120,10 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
       throw new ConfigError(`${opt("httpAddress")}: cannot listen on ${values.httpAddress}: ${(err as Error).message}`);
     }
     const actualListen = `http://${bound.host.includes(":") ? `[${bound.host}]` : bound.host}:${bound.port}`;
-    if (port === 0 && !values.accessUrl) accessUrl = actualListen;
+    if (port === 0 && !values.accessUrl) {
+      accessUrl = actualListen;
+      coderd.setAccessUrl(accessUrl);
+    }
     logger.info({ address: actualListen }, `Started HTTP listener at ${actualListen}`);
     logger.info({ access_url: accessUrl }, `View the Web UI: ${accessUrl}`);
 

@@ -28,6 +28,8 @@ import type {
   UploadResponse,
   Workspace,
   WorkspaceBuild,
+  WorkspaceAgent,
+  WorkspaceAgentLog,
   WorkspaceResource,
   WorkspacesResponse,
   Response as APIResponse,
@@ -349,6 +351,18 @@ export class Client {
     } catch (err) {
       if (!signal.aborted) throw err;
     }
+  }
+
+  // Workspace agents
+  workspaceAgent(id: string) {
+    return this.request<WorkspaceAgent>("GET", `/api/v2/workspaceagents/${enc(id)}`);
+  }
+  workspaceAgentLogs(id: string, after = 0) {
+    return this.request<WorkspaceAgentLog[]>("GET", `/api/v2/workspaceagents/${enc(id)}/logs?after=${after}`);
+  }
+  /** Streams an agent's logs (past, then live) until the agent is off or the caller stops. */
+  async *followWorkspaceAgentLogs(id: string, after = 0): AsyncGenerator<WorkspaceAgentLog> {
+    for await (const l of this.followLogs(`/api/v2/workspaceagents/${enc(id)}/logs`, after)) yield l as unknown as WorkspaceAgentLog;
   }
 
   // Provisioner daemons

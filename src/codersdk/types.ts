@@ -277,6 +277,18 @@ export interface WorkspaceApp {
   healthcheck: { url: string; interval: number; threshold: number } | null;
 }
 
+export type WorkspaceAgentStatus = "connecting" | "connected" | "disconnected" | "timeout";
+export type WorkspaceAgentLifecycle =
+  | "created"
+  | "starting"
+  | "ready"
+  | "start_error"
+  | "start_timeout"
+  | "shutting_down"
+  | "off"
+  | "shutdown_error"
+  | "shutdown_timeout";
+
 export interface WorkspaceAgent {
   id: string;
   name: string;
@@ -286,6 +298,40 @@ export interface WorkspaceAgent {
   startup_script_behavior: string;
   connection_timeout_seconds: number;
   apps: WorkspaceApp[];
+  status: WorkspaceAgentStatus;
+  lifecycle_state: WorkspaceAgentLifecycle;
+  first_connected_at: string | null;
+  last_connected_at: string | null;
+  disconnected_at: string | null;
+  started_at: string | null;
+  ready_at: string | null;
+  version: string;
+  operating_system: string;
+}
+
+export interface WorkspaceAgentLog {
+  id: number;
+  created_at: string;
+  source: string;
+  level: string;
+  output: string;
+}
+
+/** What an agent needs to know of its workspace, fetched when it connects. */
+export interface AgentManifest {
+  agent_id: string;
+  agent_name: string;
+  workspace_id: string;
+  workspace_name: string;
+  owner_name: string;
+  directory: string;
+  environment: Record<string, string>;
+  startup_script: string;
+  startup_script_behavior: "blocking" | "non-blocking";
+  startup_script_timeout_seconds: number;
+  shutdown_script: string;
+  apps: WorkspaceApp[];
+  metadata: Array<{ key: string; display_name: string; script: string; interval: number; timeout: number }>;
 }
 
 export interface WorkspaceResource {

@@ -222,6 +222,25 @@ export interface WorkspaceAgentsTable {
   metadata: Json<unknown[]>;
   created_at: Timestamp;
   updated_at: Timestamp;
+  first_connected_at: NullableTimestamp;
+  last_connected_at: NullableTimestamp;
+  disconnected_at: NullableTimestamp;
+  lifecycle_state: Generated<string>;
+  started_at: NullableTimestamp;
+  ready_at: NullableTimestamp;
+  version: Generated<string>;
+  operating_system: Generated<string>;
+  expanded_directory: Generated<string>;
+}
+
+export interface WorkspaceAgentLogsTable {
+  id: Generated<number>;
+  agent_id: string;
+  seq: number;
+  created_at: Timestamp;
+  source: string;
+  level: string;
+  output: string;
 }
 
 export interface WorkspaceAppsTable {
@@ -251,6 +270,7 @@ export interface DB {
   workspace_resources: WorkspaceResourcesTable;
   workspace_agents: WorkspaceAgentsTable;
   workspace_apps: WorkspaceAppsTable;
+  workspace_agent_logs: WorkspaceAgentLogsTable;
   site_configs: SiteConfigsTable;
   organizations: OrganizationsTable;
   users: UsersTable;
@@ -279,3 +299,4 @@ export type WorkspaceBuild = Selectable<WorkspaceBuildsTable>;
 export type WorkspaceResource = Selectable<WorkspaceResourcesTable>;
 export type WorkspaceAgent = Selectable<WorkspaceAgentsTable>;
 export type WorkspaceApp = Selectable<WorkspaceAppsTable>;
+export type WorkspaceAgentLog = Selectable<WorkspaceAgentLogsTable>;

@@ -11,6 +11,7 @@ import * as provisionerJobs from "./queries/provisioner-jobs.js";
 import * as siteConfigs from "./queries/site-configs.js";
 import * as templates from "./queries/templates.js";
 import * as users from "./queries/users.js";
+import * as workspaceAgents from "./queries/workspace-agents.js";
 import * as workspaceResources from "./queries/workspace-resources.js";
 import * as workspaces from "./queries/workspaces.js";
 
@@ -23,6 +24,7 @@ const queries = {
   ...siteConfigs,
   ...templates,
   ...users,
+  ...workspaceAgents,
   ...workspaceResources,
   ...workspaces,
 };

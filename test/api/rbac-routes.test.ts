@@ -1,13 +1,24 @@
 // Every route × every role: the status each gets. The table is the policy, written down; a
 // route added without a row fails the coverage test at the bottom.
 import { randomBytes } from "node:crypto";
-import { rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Client } from "../../src/codersdk/index.js";
 import { packDirectory } from "../../src/archive/index.js";
 import { EXAMPLE_TEMPLATE } from "../../src/provisioners/index.js";
 import { createFirstUser, createUserWithRoles, DEFAULT_PASSWORD, startTestServer, type TestServer } from "../helpers/coderd.js";
-import { pushTemplate, writeTemplateDir } from "../helpers/templates.js";
+import { pushTemplate, waitForBuild, writeTemplateDir } from "../helpers/templates.js";
+
+/** The table needs the agent's row, not its process. */
+function stopAgentProcess(agentId: string): void {
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(`CODER_AGENT_ID=${agentId}`)) process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // gone or not ours
+    }
+  }
+}
 
 const ROLES = ["anonymous", "member", "auditor", "template-admin", "user-admin", "owner"] as const;
 type Role = (typeof ROLES)[number];
@@ -27,6 +38,8 @@ interface Fixture {
   workspace: { id: string; name: string; buildId: string };
   /** The victim's workspace with a build still pending. */
   pendingWorkspace: { id: string; buildId: string };
+  /** An agent of a built workspace of another member (its process stopped after setup). */
+  agentId: string;
 }
 
 interface Case {
@@ -249,6 +262,11 @@ const CASES: Case[] = [
     // Without a WebSocket upgrade even an owner gets 400, after the permission check.
     expect: [401, 404, 404, 403, 404, 400],
   },
+  // An agent's own API takes its agent token; users' tokens are refused.
+  { method: "GET", route: "/api/v2/workspaceagents/me/manifest", path: () => "/api/v2/workspaceagents/me/manifest", expect: [401, 401, 401, 401, 401, 401] },
+  { method: "GET", route: "/api/v2/workspaceagents/me/rpc", path: () => "/api/v2/workspaceagents/me/rpc", expect: [401, 401, 401, 401, 401, 401] },
+  { method: "GET", route: "/api/v2/workspaceagents/:id", path: (f) => `/api/v2/workspaceagents/${f.agentId}`, expect: [401, 404, 404, 200, 404, 200] },
+  { method: "GET", route: "/api/v2/workspaceagents/:id/logs", path: (f) => `/api/v2/workspaceagents/${f.agentId}/logs`, expect: [401, 404, 404, 200, 404, 200] },
 ];
 
 /** The same routes on one's own user: everyone who is logged in may do these. */
@@ -271,7 +289,7 @@ let defaultOrg: string;
 const clients = new Map<Role, Client>();
 let shared: Fixture;
 let templateArchive: Uint8Array;
-let base: { fileId: string; template: Fixture["template"] };
+let base: { fileId: string; template: Fixture["template"]; agentId: string };
 
 async function makeFixture(): Promise<Fixture> {
   const suffix = randomBytes(4).toString("hex");
@@ -329,11 +347,15 @@ beforeAll(async () => {
   owner = first.client;
   defaultOrg = first.organizationId;
   const pushed = await pushTemplate(owner, "rbac", undefined, { outsideTest: true });
+  const agentOwner = await owner.createUser({ email: "agent-owner@example.com", username: "agent-owner", login_type: "none" });
+  const built = await owner.createWorkspace(agentOwner.id, { name: "with-agent", template_id: pushed.template.id });
+  const agentId = (await waitForBuild(owner, built.latest_build.id)).resources[0]!.agents[0]!.id;
+  stopAgentProcess(agentId);
   await srv.coderd.builtinDaemons.shutdown();
   const dir = writeTemplateDir(EXAMPLE_TEMPLATE, { cleanup: false });
   templateArchive = await packDirectory(dir);
   rmSync(dir, { recursive: true, force: true });
-  base = { fileId: pushed.version.job.file_id, template: { id: pushed.template.id, name: pushed.template.name, activeVersionId: pushed.version.id } };
+  base = { fileId: pushed.version.job.file_id, template: { id: pushed.template.id, name: pushed.template.name, activeVersionId: pushed.version.id }, agentId };
   clients.set("owner", owner);
   clients.set("anonymous", srv.anonymous());
   for (const role of ["member", "auditor", "template-admin", "user-admin"] as const) {

@@ -34,6 +34,8 @@ export interface TestServerOptions {
   manualClose?: boolean;
   /** Another server's database, to run a second replica on it. */
   databaseUrl?: string;
+  /** A fixed port (to restart a server where its agents expect it). */
+  port?: number;
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -56,8 +58,9 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     provisionerJobHangTimeoutMs: opts.provisionerJobHangTimeoutMs ?? 5 * 60_000,
     provisionerJobPendingTimeoutMs: opts.provisionerJobPendingTimeoutMs ?? 30 * 60_000,
   });
-  const { port } = await coderd.listen("127.0.0.1", 0);
+  const { port } = await coderd.listen("127.0.0.1", opts.port ?? 0);
   const url = `http://127.0.0.1:${port}`;
+  coderd.setAccessUrl(url);
   const close = async () => {
     await coderd.close();
     await db.close();

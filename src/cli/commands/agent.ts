@@ -2,11 +2,7 @@ import type { Command } from "commander";
 import { CliError } from "../errors.js";
 import type { GlobalOptions } from "../session.js";
 
-/**
- * `coder agent`, as a workspace's provisioner starts it. This is the process skeleton only:
- * it checks its settings and lives until SIGTERM/SIGINT. Connecting to coderd, scripts, logs,
- * stats and the SSH server arrive with the agent itself.
- */
+/** `coder agent`, as a workspace's provisioner starts it (CODER_AGENT_URL, CODER_AGENT_TOKEN). */
 export async function run(_globals: GlobalOptions, _cmd: Command): Promise<void> {
   const url = process.env.CODER_AGENT_URL;
   const token = process.env.CODER_AGENT_TOKEN;
@@ -17,16 +13,25 @@ export async function run(_globals: GlobalOptions, _cmd: Command): Promise<void>
   } catch {
     throw new CliError(`CODER_AGENT_URL: "${url}" is not a valid URL`);
   }
-  process.stderr.write(`agent: started for ${new URL(url).origin} (pid ${process.pid})\n`);
-  await new Promise<void>((resolve) => {
-    const done = (sig: string) => {
-      process.stderr.write(`agent: received ${sig}, exiting\n`);
-      resolve();
-    };
-    process.once("SIGTERM", () => done("SIGTERM"));
-    process.once("SIGINT", () => done("SIGINT"));
-    // Keeps the event loop alive until a signal arrives.
-    setInterval(() => {}, 1 << 30);
-  });
-  process.exit(0);
+  const { createLogger } = await import("../../logging/index.js");
+  const { Agent } = await import("../../agent/index.js");
+  const logger = createLogger({ human: "/dev/stderr", json: "", verbose: process.env.CODER_VERBOSE === "true", name: "agent" });
+  const agent = new Agent({ url, token, logger });
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`received ${sig}: running the shutdown script`);
+    agent.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  logger.info({ url: new URL(url).origin }, "agent starting");
+  await agent.start();
 }

@@ -4,11 +4,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from "fastify";
 import type { WebSocket } from "ws";
 import type { Ctx } from "../context.js";
+import { authenticateAgent } from "./agent-auth.js";
 import { authenticate } from "./authenticate.js";
 import { BadRequestError } from "./errors.js";
 import { authenticateProvisioner } from "./provisioner-auth.js";
 
-export type RouteAuth = "public" | "user" | "provisioner";
+export type RouteAuth = "public" | "user" | "provisioner" | "agent";
 
 export interface RouteDef {
   method: HTTPMethods;
@@ -54,6 +55,8 @@ export class Router {
       });
     } else if (def.auth === "provisioner") {
       hooks.push((req) => authenticateProvisioner(ctx, req));
+    } else if (def.auth === "agent") {
+      hooks.push((req) => authenticateAgent(ctx, req));
     }
     if (def.preHandler) hooks.push(def.preHandler);
     this.app.route({

@@ -1,0 +1,2 @@
+// The workspace agent: the daemon inside a workspace.
+export { Agent, PING_INTERVAL_MS, type AgentOptions } from "./agent.js";
