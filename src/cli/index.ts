@@ -153,7 +153,7 @@ export function buildProgram(): Command {
     .addOption(org())
     .action(templatesModule("remove"));
 
-  const workspacesModule = (name: "create" | "start" | "stop" | "remove" | "list" | "show") => lazy(() => import("./commands/workspaces.js").then((m) => ({ run: m[name] })));
+  const workspacesModule = (name: "create" | "start" | "stop" | "remove" | "list" | "show" | "logs") => lazy(() => import("./commands/workspaces.js").then((m) => ({ run: m[name] })));
   const parameter = () => new Option("--parameter <name=value>", "a rich parameter value (repeatable)").argParser(collect);
   program
     .command("create")
@@ -198,6 +198,14 @@ export function buildProgram(): Command {
     .description("Show a workspace: its latest build, resources, agents and apps.")
     .addOption(output())
     .action(workspacesModule("show"));
+
+  program
+    .command("logs")
+    .argument("<workspace>", "<name> or <owner>/<name>")
+    .description("Show the workspace agents' logs (startup and shutdown scripts).")
+    .option("-f, --follow", "keep streaming new lines (until the agent is off, or Ctrl-C)")
+    .option("--agent <name>", "only this agent")
+    .action(workspacesModule("logs"));
 
   const provisioner = program.command("provisioner").description("Run and inspect provisioner daemons.");
   provisioner

@@ -7,6 +7,7 @@ import WebSocket from "ws";
 import { describe, expect, it } from "vitest";
 import type { Client, Workspace, WorkspaceAgent } from "../../src/codersdk/index.js";
 import { EXAMPLE_TEMPLATE } from "../../src/provisioners/index.js";
+import { runCli } from "../helpers/binary.js";
 import { createFirstUser, startTestServer, type TestServer } from "../helpers/coderd.js";
 import { pushTemplate, waitForBuild } from "../helpers/templates.js";
 
@@ -70,6 +71,11 @@ describe("workspace agent", () => {
     expect(ready.version).toMatch(/^v/);
     expect(ready.first_connected_at).not.toBeNull();
     expect(await agentLogs(srv, client, ready.id)).toEqual(Array.from({ length: 20 }, (_, i) => `line ${i + 1}`));
+    const cli = { CODER_URL: srv.url, CODER_SESSION_TOKEN: client.sessionToken! };
+    const logs = await runCli(["logs", "dev"], cli);
+    expect(logs.code).toBe(0);
+    expect(logs.stdout).toBe(Array.from({ length: 20 }, (_, i) => `line ${i + 1}\n`).join(""));
+    expect((await runCli(["show", "dev"], cli)).stdout).toMatch(/agent main {2}connected, ready/);
 
     const stop = await client.createWorkspaceBuild(ws.id, { transition: "stop" });
     expect((await waitForBuild(client, stop.id)).status).toBe("stopped");

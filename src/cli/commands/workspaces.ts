@@ -135,7 +135,7 @@ export async function show(globals: GlobalOptions, cmd: Command, ref: string): P
     for (const r of resources) {
       lines.push(`  ${r.type}.${r.name}`);
       for (const a of r.agents) {
-        lines.push(`    agent ${a.name}${a.directory ? `  (${a.directory})` : ""}`);
+        lines.push(`    agent ${a.name}  ${a.status}, ${a.lifecycle_state.replace("_", " ")}${a.directory ? `  (${a.directory})` : ""}`);
         for (const app of a.apps) {
           const target = app.url || (app.command ? `command: ${app.command}` : "");
           lines.push(`      app ${app.slug}${app.display_name ? ` "${app.display_name}"` : ""}  ${target}  [shared with: ${app.sharing_level}]`.trimEnd());
@@ -144,4 +144,23 @@ export async function show(globals: GlobalOptions, cmd: Command, ref: string): P
     }
   }
   process.stdout.write(lines.join("\n") + "\n");
+}
+
+/** `coder logs <workspace>`: the agents' logs (startup and shutdown scripts); --follow streams new lines. */
+export async function logs(globals: GlobalOptions, cmd: Command, ref: string): Promise<void> {
+  const o = cmd.opts() as { follow?: boolean; agent?: string };
+  const client = authenticatedClient(globals);
+  const ws = await workspaceByRef(client, ref);
+  const agents = ws.latest_build.resources.flatMap((r) => r.agents).filter((a) => !o.agent || a.name === o.agent);
+  if (agents.length === 0) throw new CliError(o.agent ? `Workspace ${label(ws)} has no agent named "${o.agent}".` : `Workspace ${label(ws)} has no agents (is it stopped?).`);
+  const prefix = (name: string) => (agents.length > 1 ? `[${name}] ` : "");
+  if (!o.follow) {
+    for (const a of agents) for (const l of await client.workspaceAgentLogs(a.id)) process.stdout.write(`${prefix(a.name)}${l.output}\n`);
+    return;
+  }
+  await Promise.all(
+    agents.map(async (a) => {
+      for await (const l of client.followWorkspaceAgentLogs(a.id)) process.stdout.write(`${prefix(a.name)}${l.output}\n`);
+    }),
+  );
 }
