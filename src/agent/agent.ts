@@ -5,11 +5,17 @@ import { platform } from "node:os";
 import type { Logger } from "pino";
 import { build } from "../buildinfo/index.js";
 import type { AgentManifest } from "../codersdk/index.js";
+import { checkAppHealth } from "./app-health.js";
 import { AgentConnection } from "./connection.js";
+import { collectMetadata, type MetadataValue } from "./metadata.js";
+import { listeningPorts } from "./ports.js";
 import { Outbox } from "./outbox.js";
 import { runScript } from "./script.js";
 
 export const PING_INTERVAL_MS = 5_000;
+const PORTS_INTERVAL_MS = 5_000;
+/** Metadata, ports and app health are "latest value" reports, sent at most this often. */
+const REPORT_INTERVAL_MS = 1_000;
 const SHUTDOWN_SCRIPT_TIMEOUT_SECONDS = 300;
 
 export interface AgentOptions {
@@ -27,6 +33,14 @@ export class Agent {
   private startup: Promise<void> | undefined;
   private sender: Promise<void> | undefined;
   private pinger: NodeJS.Timeout | undefined;
+  private reporter: NodeJS.Timeout | undefined;
+  private readonly stoppers: Array<() => void> = [];
+  // Latest values not yet acknowledged by coderd: sent again after a reconnect.
+  private readonly metadata = new Map<string, MetadataValue>();
+  private readonly appHealth = new Map<string, string>();
+  private ports: string | undefined;
+  private portsSent: string | undefined;
+  private startupGroup: number | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.conn = new AgentConnection(opts.url, opts.token, opts.logger, () => this.hello());
@@ -34,6 +48,8 @@ export class Agent {
 
   private async hello(): Promise<void> {
     this.manifest ??= await this.fetchManifest();
+    // A new connection (maybe another replica) gets the latest ports again.
+    this.portsSent = undefined;
     await this.conn.call("hello", { version: build.version, operating_system: platform(), expanded_directory: this.manifest.directory });
   }
 
@@ -53,8 +69,49 @@ export class Agent {
     await this.conn.whenConnected();
     const m = this.manifest;
     if (!m) return;
+    this.watch(m);
     this.startup = this.runStartup(m);
     await this.startup;
+  }
+
+  /** Metadata commands, listening ports and app health, reported as they change. */
+  private watch(m: AgentManifest): void {
+    this.stoppers.push(collectMetadata(m.metadata, { cwd: m.directory, env: m.environment, onValue: (key, v) => this.metadata.set(key, v) }));
+    this.stoppers.push(checkAppHealth(m.apps, (slug, health) => this.appHealth.set(slug, health)));
+    const scan = () => void listeningPorts().then((p) => (this.ports = JSON.stringify(p)), () => {});
+    scan();
+    const portsTimer = setInterval(scan, PORTS_INTERVAL_MS);
+    this.stoppers.push(() => clearInterval(portsTimer));
+    this.reporter = setInterval(() => void this.report(), REPORT_INTERVAL_MS);
+  }
+
+  private async report(): Promise<void> {
+    if (!this.conn.connected) return;
+    try {
+      if (this.metadata.size) {
+        const values = Object.fromEntries(this.metadata);
+        this.metadata.clear();
+        await this.conn.call("metadata", { values }).catch((err: unknown) => {
+          for (const [k, v] of Object.entries(values)) if (!this.metadata.has(k)) this.metadata.set(k, v);
+          throw err;
+        });
+      }
+      if (this.appHealth.size) {
+        const health = Object.fromEntries(this.appHealth);
+        this.appHealth.clear();
+        await this.conn.call("app_health", { health }).catch((err: unknown) => {
+          for (const [k, v] of Object.entries(health)) if (!this.appHealth.has(k)) this.appHealth.set(k, v);
+          throw err;
+        });
+      }
+      if (this.ports !== undefined && this.ports !== this.portsSent) {
+        const ports = this.ports;
+        await this.conn.call("ports", { ports: JSON.parse(ports) });
+        this.portsSent = ports;
+      }
+    } catch {
+      // not delivered: the values stay for the next round
+    }
   }
 
   private async runStartup(m: AgentManifest): Promise<void> {
@@ -69,6 +126,7 @@ export class Agent {
       env: m.environment,
       timeoutSeconds: m.startup_script_timeout_seconds,
       signal: this.stopStartup.signal,
+      onSpawn: (pgid) => (this.startupGroup = pgid),
       onLine: (line, stream) => this.outbox.log("startup_script", stream === "stderr" ? "warn" : "info", line),
     });
     if (result !== "ok") this.outbox.log("startup_script", "error", result === "timeout" ? `startup script timed out after ${m.startup_script_timeout_seconds}s` : `startup script exited with code ${code}`);
@@ -116,11 +174,21 @@ export class Agent {
         this.outbox.lifecycle("off");
       }
     }
+    // What the startup script left running in the background (servers, watchers) stops with the workspace.
+    if (this.startupGroup !== undefined) {
+      try {
+        process.kill(-this.startupGroup, "SIGTERM");
+      } catch {
+        // nothing left
+      }
+    }
     // Give the last updates a bounded chance to reach coderd.
     const deadline = Date.now() + flushTimeoutMs;
     while (this.outbox.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     if (this.outbox.dropped) this.opts.logger.warn({ dropped: this.outbox.dropped }, "log lines were dropped while coderd was unreachable");
     clearInterval(this.pinger);
+    clearInterval(this.reporter);
+    for (const stop of this.stoppers) stop();
     this.stopSending.abort();
     this.conn.close();
     await this.sender;

@@ -6,11 +6,20 @@ export type ScriptResult = "ok" | "error" | "timeout";
 
 export function runScript(
   script: string,
-  opts: { cwd: string; env: Record<string, string>; timeoutSeconds: number; onLine: (line: string, stream: "stdout" | "stderr") => void; signal?: AbortSignal },
+  opts: {
+    cwd: string;
+    env: Record<string, string>;
+    timeoutSeconds: number;
+    onLine: (line: string, stream: "stdout" | "stderr") => void;
+    signal?: AbortSignal;
+    /** The script's process group (its pid), which its background processes share. */
+    onSpawn?: (pgid: number) => void;
+  },
 ): Promise<{ result: ScriptResult; code: number | null }> {
   return new Promise((resolve) => {
     // Its own process group, so a timeout stops whatever the script started too.
     const child = spawn("/bin/sh", ["-c", script], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
     createInterface({ input: child.stdout! }).on("line", (l) => opts.onLine(l, "stdout"));
     createInterface({ input: child.stderr! }).on("line", (l) => opts.onLine(l, "stderr"));
     let timedOut = false;

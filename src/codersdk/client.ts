@@ -28,6 +28,7 @@ import type {
   UploadResponse,
   Workspace,
   WorkspaceBuild,
+  ListeningPortsResponse,
   WorkspaceAgent,
   WorkspaceAgentLog,
   WorkspaceResource,
@@ -356,6 +357,9 @@ export class Client {
   // Workspace agents
   workspaceAgent(id: string) {
     return this.request<WorkspaceAgent>("GET", `/api/v2/workspaceagents/${enc(id)}`);
+  }
+  workspaceAgentListeningPorts(id: string) {
+    return this.request<ListeningPortsResponse>("GET", `/api/v2/workspaceagents/${enc(id)}/listening-ports`);
   }
   workspaceAgentLogs(id: string, after = 0) {
     return this.request<WorkspaceAgentLog[]>("GET", `/api/v2/workspaceagents/${enc(id)}/logs?after=${after}`);

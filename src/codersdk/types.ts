@@ -275,6 +275,8 @@ export interface WorkspaceApp {
   subdomain: boolean;
   sharing_level: string;
   healthcheck: { url: string; interval: number; threshold: number } | null;
+  /** "disabled" without a health check. */
+  health: "disabled" | "initializing" | "healthy" | "unhealthy";
 }
 
 export type WorkspaceAgentStatus = "connecting" | "connected" | "disconnected" | "timeout";
@@ -307,6 +309,11 @@ export interface WorkspaceAgent {
   ready_at: string | null;
   version: string;
   operating_system: string;
+  metadata: Array<{ key: string; display_name: string; interval: number; timeout: number; value: string; error: string; collected_at: string | null }>;
+}
+
+export interface ListeningPortsResponse {
+  ports: Array<{ port: number; network: string; process_name: string }>;
 }
 
 export interface WorkspaceAgentLog {

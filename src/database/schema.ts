@@ -69,6 +69,8 @@ export type JobStatus = "pending" | "running" | "succeeded" | "canceling" | "can
 export type WorkspaceTransition = "start" | "stop" | "delete";
 
 type Json<T> = ColumnType<T, T | string, T | string>;
+/** A JSON column the database fills with a default when an insert leaves it out. */
+type JsonWithDefault<T> = ColumnType<T, T | string | undefined, T | string>;
 type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 
 export interface FilesTable {
@@ -231,6 +233,8 @@ export interface WorkspaceAgentsTable {
   version: Generated<string>;
   operating_system: Generated<string>;
   expanded_directory: Generated<string>;
+  metadata_values: JsonWithDefault<Record<string, { value: string; error: string; collected_at: string }>>;
+  listening_ports: JsonWithDefault<Array<{ port: number; network: string; process_name: string }>>;
 }
 
 export interface WorkspaceAgentLogsTable {
@@ -253,6 +257,7 @@ export interface WorkspaceAppsTable {
   subdomain: Generated<boolean>;
   sharing_level: Generated<string>;
   healthcheck: Json<{ url: string; interval: number; threshold: number } | null>;
+  health: Generated<string>;
   created_at: Timestamp;
 }
 

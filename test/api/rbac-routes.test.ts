@@ -266,6 +266,7 @@ const CASES: Case[] = [
   { method: "GET", route: "/api/v2/workspaceagents/me/manifest", path: () => "/api/v2/workspaceagents/me/manifest", expect: [401, 401, 401, 401, 401, 401] },
   { method: "GET", route: "/api/v2/workspaceagents/me/rpc", path: () => "/api/v2/workspaceagents/me/rpc", expect: [401, 401, 401, 401, 401, 401] },
   { method: "GET", route: "/api/v2/workspaceagents/:id", path: (f) => `/api/v2/workspaceagents/${f.agentId}`, expect: [401, 404, 404, 200, 404, 200] },
+  { method: "GET", route: "/api/v2/workspaceagents/:id/listening-ports", path: (f) => `/api/v2/workspaceagents/${f.agentId}/listening-ports`, expect: [401, 404, 404, 200, 404, 200] },
   { method: "GET", route: "/api/v2/workspaceagents/:id/logs", path: (f) => `/api/v2/workspaceagents/${f.agentId}/logs`, expect: [401, 404, 404, 200, 404, 200] },
 ];
 

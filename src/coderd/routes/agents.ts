@@ -36,6 +36,16 @@ const logs = z.object({
     .max(MAX_LOG_LINES_PER_BATCH),
 });
 
+const metadataReport = z.object({
+  values: z
+    .record(z.string().max(128), z.object({ value: z.string().max(4096), error: z.string().max(4096), collected_at: z.string().datetime({ offset: true }) }))
+    .refine((v) => Object.keys(v).length <= 100, "at most 100 items"),
+});
+const appHealthReport = z.object({ health: z.record(z.string().max(64), z.enum(["initializing", "healthy", "unhealthy"])) });
+const portsReport = z.object({
+  ports: z.array(z.object({ port: z.number().int().min(1).max(65535), network: z.enum(["tcp"]), process_name: z.string().max(256) })).max(1000),
+});
+
 const presentAgentLog = (l: WorkspaceAgentLog): sdk.WorkspaceAgentLog => ({
   id: l.id,
   created_at: l.created_at.toISOString(),
@@ -101,6 +111,16 @@ export function register(r: Router, ctx: Ctx): void {
       const found = presentResources(resources).flatMap((x) => x.agents).find((a) => a.id === agent.id);
       if (!found) throw new NotFoundError();
       return found;
+    },
+  });
+
+  r.add({
+    method: "GET",
+    url: "/api/v2/workspaceagents/:id/listening-ports",
+    auth: "user",
+    handler: async (req): Promise<sdk.ListeningPortsResponse> => {
+      const { agent } = await loadAgent(ctx, req, (req.params as { id: string }).id);
+      return { ports: agent.listening_ports };
     },
   });
 
@@ -184,6 +204,23 @@ function serveAgent(ctx: Ctx, socket: WebSocket, auth: AgentContext, req: Fastif
           );
           if (added) await ctx.pubsub.publish(agentLogsChannel(agent.id), "");
           return { stored: added };
+        }
+        case "metadata": {
+          const m = parseInput(metadataReport, msg.params, "body");
+          await ctx.store.updateAgentMetadata(agent.id, m.values);
+          return null;
+        }
+        case "app_health": {
+          const h = parseInput(appHealthReport, msg.params, "body");
+          await ctx.store.updateAppHealth(agent.id, h.health);
+          await changed();
+          return null;
+        }
+        case "ports": {
+          const p = parseInput(portsReport, msg.params, "body");
+          await ctx.store.updateAgentListeningPorts(agent.id, p.ports);
+          await changed();
+          return null;
         }
         default:
           throw new ValidationFailedError([{ field: "method", detail: `unknown method "${msg.method}"` }]);

@@ -8,7 +8,13 @@ ALTER TABLE workspace_agents
     ADD COLUMN ready_at timestamptz,
     ADD COLUMN version text NOT NULL DEFAULT '',
     ADD COLUMN operating_system text NOT NULL DEFAULT '',
-    ADD COLUMN expanded_directory text NOT NULL DEFAULT '';
+    ADD COLUMN expanded_directory text NOT NULL DEFAULT '',
+    -- key -> { value, error, collected_at } of each metadata command, as last reported.
+    ADD COLUMN metadata_values jsonb NOT NULL DEFAULT '{}',
+    -- [{ port, network, process_name }] the agent found listening.
+    ADD COLUMN listening_ports jsonb NOT NULL DEFAULT '[]';
+
+ALTER TABLE workspace_apps ADD COLUMN health text NOT NULL DEFAULT 'initializing';
 
 CREATE TABLE workspace_agent_logs (
     id bigserial PRIMARY KEY,

@@ -117,3 +117,26 @@ export async function getAgentJobId(db: Kysely<DB>, agentId: string): Promise<st
     .executeTakeFirstOrThrow();
   return row.job_id;
 }
+
+/** Merges newly collected metadata values into what is stored. */
+export async function updateAgentMetadata(
+  db: Kysely<DB>,
+  agentId: string,
+  values: Record<string, { value: string; error: string; collected_at: string }>,
+): Promise<void> {
+  await db
+    .updateTable("workspace_agents")
+    .set({ metadata_values: sql`metadata_values || ${JSON.stringify(values)}::jsonb` })
+    .where("id", "=", agentId)
+    .execute();
+}
+
+export async function updateAgentListeningPorts(db: Kysely<DB>, agentId: string, ports: Array<{ port: number; network: string; process_name: string }>): Promise<void> {
+  await db.updateTable("workspace_agents").set({ listening_ports: JSON.stringify(ports) }).where("id", "=", agentId).execute();
+}
+
+export async function updateAppHealth(db: Kysely<DB>, agentId: string, health: Record<string, string>): Promise<void> {
+  for (const [slug, state] of Object.entries(health)) {
+    await db.updateTable("workspace_apps").set({ health: state }).where("agent_id", "=", agentId).where("slug", "=", slug).execute();
+  }
+}
