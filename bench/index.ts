@@ -1,6 +1,7 @@
 // Runs every benchmark in bench/ one after the other and prints each one's JSON document on its
 // own line of stdout (progress goes to stderr). Exits non-zero when a benchmark fails or sees
 // non-2xx responses or errors. Use `npm run --silent bench` for stdout without npm's banner.
+import { runAgentBenchmark } from "./agent.js";
 import { runApiBenchmark } from "./api.js";
 import { runProvisionBenchmark } from "./provision.js";
 
@@ -12,6 +13,7 @@ interface Benchmark {
 const benchmarks: Benchmark[] = [
   { name: "api", run: runApiBenchmark },
   { name: "provision", run: runProvisionBenchmark },
+  { name: "agent", run: runAgentBenchmark },
 ];
 // BENCH=provision runs one benchmark by name.
 const only = process.env.BENCH;
