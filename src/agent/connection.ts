@@ -79,9 +79,9 @@ export class AgentConnection {
     for (const w of this.connectedWaiters.splice(0)) w();
   }
 
-  /** Resolves once connected (and onConnect has run). */
+  /** Resolves once connected (and onConnect has run), or at once when closed. */
   whenConnected(): Promise<void> {
-    return this.connected ? Promise.resolve() : new Promise((res) => this.connectedWaiters.push(res));
+    return this.connected || this.closed ? Promise.resolve() : new Promise((res) => this.connectedWaiters.push(res));
   }
 
   call<T>(method: string, params: unknown): Promise<T> {

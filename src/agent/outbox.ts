@@ -57,6 +57,7 @@ export class Outbox {
 
   /** The next item to send (it stays until ack()); waits while there is none. */
   async next(signal: AbortSignal): Promise<OutboxItem | undefined> {
+    if (signal.aborted) return undefined;
     while (this.items.length === 0) {
       if (signal.aborted) return undefined;
       await new Promise<void>((res) => {
