@@ -8,7 +8,7 @@
 // is trusted. The username the client sends is ignored; sessions run as the agent's user.
 import { homedir, userInfo } from "node:os";
 import type { Duplex } from "node:stream";
-import ssh2, { type AuthContext, type Connection } from "ssh2";
+import ssh2, { type AuthContext, type Connection, type ParsedKey, type TcpipBindInfo } from "ssh2";
 import { handleDirectTcpip, RemoteForwards } from "./forwarding.js";
 import { loginShell } from "./login-shell.js";
 import { Scope } from "./scope.js";
@@ -30,63 +30,92 @@ export interface SshServerOptions {
 const AGENT_ONLY_ENV = ["CODER_AGENT_TOKEN"];
 
 export class AgentSshServer {
-  private readonly server: ssh2.Server;
-  private readonly connections = new Set<{ scope: Scope; conn: Connection; stream: Duplex; done: Promise<void> }>();
+  private readonly hostKey: ParsedKey;
+  private readonly connections = new Set<{ scope: Scope; stream: Duplex; done: Promise<void> }>();
   private readonly counts = new Map<string, number>();
   private readonly shell: string;
   private readonly directory: string;
-  private readonly baseEnv: Record<string, string>;
+  private readonly env: Record<string, string>;
   private closed = false;
 
   constructor(private readonly opts: SshServerOptions) {
-    // ssh2's Server owns a net.Server we never listen on: it is only the factory that turns an
-    // injected stream into a server-side connection.
-    this.server = new ssh2.Server({ hostKeys: [opts.hostKey], ident: "coder-agent" });
+    const key = ssh2.utils.parseKey(opts.hostKey);
+    if (key instanceof Error) throw new Error(`the SSH host key is not usable: ${key.message}`);
+    this.hostKey = Array.isArray(key) ? (key as ParsedKey[])[0]! : key;
     this.shell = opts.shell ?? loginShell();
     this.directory = opts.directory ?? homedir();
     const user = userInfo();
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !AGENT_ONLY_ENV.includes(k)) env[k] = v;
-    this.baseEnv = { ...env, USER: user.username, LOGNAME: user.username, HOME: homedir(), SHELL: this.shell, ...opts.env };
+    this.env = { ...env, USER: user.username, LOGNAME: user.username, HOME: homedir(), SHELL: this.shell, ...opts.env };
   }
 
-  /** Serves one SSH connection over the stream. Resolves when it ends. */
+  /** Serves one SSH connection over the stream (a socket, a tunnel's stream). Resolves when it ends. */
   handle(stream: Duplex): Promise<void> {
     if (this.closed) {
       stream.destroy();
       return Promise.resolve();
     }
-    return new Promise<void>((resolve) => {
-      const scope = new Scope();
-      const conn = this.accept(stream, scope);
-      const entry = { scope, conn, stream, done: Promise.resolve() };
-      entry.done = new Promise<void>((done) => {
-        const finish = () => {
-          scope.end();
-          this.connections.delete(entry);
-          done();
-          resolve();
-        };
-        if (stream.destroyed) finish();
-        else stream.once("close", finish);
-      });
-      this.connections.add(entry);
+    const scope = new Scope();
+    // An ssh2 Server per stream: it is only the factory that turns an injected stream into a
+    // server-side connection (its net.Server never listens), and one per stream ties the
+    // connection it reports, asynchronously, to this stream.
+    const server = new ssh2.Server({ hostKeys: [{ key: this.hostKey }], ident: "coder-agent" }, (conn) => this.serve(conn, stream, scope));
+    stream.on("error", () => {}); // ssh2 reports it as the connection's error; the stream just ends
+    const done = new Promise<void>((resolve) => {
+      const finish = () => {
+        scope.end();
+        this.connections.delete(entry);
+        resolve();
+      };
+      if (stream.destroyed) queueMicrotask(finish);
+      else stream.once("close", finish);
     });
+    const entry = { scope, stream, done };
+    this.connections.add(entry);
+    // injectSocket only needs what any duplex has (read, write, end, and their events).
+    server.injectSocket(stream as Parameters<ssh2.Server["injectSocket"]>[0]);
+    return done;
   }
 
-  private accept(stream: Duplex, scope: Scope): Connection {
-    let conn: Connection | undefined;
-    this.server.once("connection", (c: Connection) => (conn = c));
-    // injectSocket only needs a duplex (read, write, end, and the usual events).
-    this.server.injectSocket(stream as Parameters<ssh2.Server["injectSocket"]>[0]);
-    if (!conn) throw new Error("ssh2 did not take the stream");
-    // ssh2 reports the connection only after reading the client's identification line; the
-    // synchronous "connection" above is the net.Server's, so wait for ssh2's own.
-    return this.setUp(stream, scope);
-  }
+  private serve(conn: Connection, stream: Duplex, scope: Scope): void {
+    const log = this.opts.logger;
+    // Ends the stream once what ssh2 wrote (e.g. its disconnect message) is flushed; a stream
+    // that never closes by itself (half-open duplexes) is closed then.
+    const endStream = () => {
+      if (stream.destroyed) return;
+      stream.end(() => stream.destroy());
+    };
+    scope.defer(() => conn.end());
+    log?.debug?.("ssh: connection");
+    conn.on("close", () => log?.debug?.("ssh: connection closed"));
+    conn.on("error", (err: Error) => {
+      log?.debug?.({ err: err.message }, "ssh: connection error");
+      endStream();
+    });
+    conn.on("end", endStream);
+    conn.on("authentication", (ctx: AuthContext) => ctx.accept());
 
-  private setUp(stream: Duplex, scope: Scope): Connection {
-    throw new Error("unreachable");
+    const session: SessionContext = { conn, shell: this.shell, directory: this.directory, env: this.env, track: this.track, warn: (...a) => log?.warn(...a) };
+    conn.on("session", (accept) => handleSession(session, accept(), scope.child()));
+    conn.on("tcpip", (accept, reject, info) => handleDirectTcpip(accept, reject, info, scope, this.track));
+    const forwards = new RemoteForwards(conn, scope, this.track);
+    conn.on("request", (accept, reject, name, info) => {
+      if (name === "tcpip-forward") {
+        forwards.listen(info as TcpipBindInfo).then(
+          (port) => accept?.(port),
+          (err: unknown) => {
+            log?.warn({ err: (err as Error).message, addr: (info as TcpipBindInfo).bindAddr, port: (info as TcpipBindInfo).bindPort }, "ssh: remote forward refused");
+            reject?.();
+          },
+        );
+      } else if (name === "cancel-tcpip-forward") {
+        if (forwards.cancel(info as TcpipBindInfo)) accept?.();
+        else reject?.();
+      } else {
+        reject?.();
+      }
+    });
   }
 
   /** Counts for stats: open sessions by kind ("ssh", "sftp", "port_forward"). */
@@ -94,7 +123,7 @@ export class AgentSshServer {
     return Object.fromEntries([...this.counts].filter(([, n]) => n > 0));
   }
 
-  private track = (kind: string): (() => void) => {
+  private readonly track = (kind: string): (() => void) => {
     this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
     let released = false;
     return () => {

@@ -24,6 +24,9 @@ export function handleSession(ctx: SessionContext, session: Session, scope: Scop
   let pty: PtyRequest | undefined;
   let child: SessionChild | undefined;
   let agentSocket: string | undefined;
+  // Requests arrive in order but the agent socket is set up asynchronously: the shell or command
+  // that follows the request waits for it, so that it sees SSH_AUTH_SOCK.
+  let agentReady: Promise<void> = Promise.resolve();
   let started = false;
 
   session.on("close", () => scope.end());
@@ -48,7 +51,7 @@ export function handleSession(ctx: SessionContext, session: Session, scope: Scop
     accept?.();
   });
   session.on("auth-agent", (accept, reject) => {
-    forwardAgent(ctx.conn, scope, ctx.warn).then(
+    agentReady = forwardAgent(ctx.conn, scope, ctx.warn).then(
       (path) => {
         agentSocket = path;
         accept?.();
@@ -61,13 +64,22 @@ export function handleSession(ctx: SessionContext, session: Session, scope: Scop
   });
 
   const run = (channel: ServerChannel, command: string | undefined) => {
-    started = true;
+    if (scope.isEnded) return;
     scope.defer(ctx.track("ssh"));
     const env = { ...ctx.env, ...clientEnv, ...(agentSocket ? { SSH_AUTH_SOCK: agentSocket } : {}) };
     // Like sshd: a shell is a login shell; a command runs as `shell -c command`.
     const args = command === undefined ? ["-l"] : ["-c", command];
     const opts = { file: ctx.shell, args, cwd: ctx.directory, env };
-    const c = (child = pty ? startPty(channel, { ...opts, pty }) : startPipes(channel, opts));
+    let c: SessionChild;
+    try {
+      c = child = pty ? startPty(channel, { ...opts, pty }) : startPipes(channel, opts);
+    } catch (err) {
+      // node-pty throws when it cannot start the shell: tell the client, as a shell would.
+      channel.stderr.write(`${ctx.shell}: ${(err as Error).message}\n`);
+      channel.exit(127);
+      channel.end();
+      return;
+    }
     // Hung up when the channel or the connection goes first (the client vanished); once the
     // program has exited by itself, what it left in the background stays, as with sshd.
     let exited = false;
@@ -88,11 +100,15 @@ export function handleSession(ctx: SessionContext, session: Session, scope: Scop
 
   session.on("shell", (accept, reject) => {
     if (started) return reject?.();
-    run(accept(), undefined);
+    started = true;
+    const channel = accept();
+    void agentReady.then(() => run(channel, undefined));
   });
   session.on("exec", (accept, reject, info) => {
     if (started) return reject?.();
-    run(accept(), info.command);
+    started = true;
+    const channel = accept();
+    void agentReady.then(() => run(channel, info.command));
   });
   session.on("sftp", (accept, reject) => {
     if (started) return reject?.();

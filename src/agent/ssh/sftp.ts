@@ -76,6 +76,13 @@ export function serveSftp(sftp: SFTPWrapper, directory: string, scope: Scope): v
     handles.clear();
   });
   sftp.on("close", () => scope.end());
+  // The client's EOF is sftp-server's cue to exit: like sshd then, report status 0 (scp checks
+  // ssh's exit code, which without an exit-status is 255) and close the channel.
+  sftp.on("end", () => {
+    const chan = sftp as unknown as { outgoing: { id: number; state: string }; _protocol: { exitStatus(id: number, status: number): void } };
+    if (chan.outgoing.state === "open") chan._protocol.exitStatus(chan.outgoing.id, 0);
+    sftp.end();
+  });
 
   const newHandle = (h: Open): Buffer => {
     const id = nextHandle++;
@@ -94,16 +101,22 @@ export function serveSftp(sftp: SFTPWrapper, directory: string, scope: Scope): v
     return h.fh;
   };
 
-  /** Runs a request; whatever it throws becomes its error status. */
+  // Requests run one at a time, in order: OpenSSH's client (like its sftp-server) expects replies
+  // in request order, and when reads come back reordered, scp truncates the download at the
+  // last contiguous byte. Pipelining still keeps the channel busy: the client sends ahead.
+  let queue = Promise.resolve();
+  /** Queues a request; whatever it throws becomes its error status. */
   const serve = <A extends unknown[]>(event: string, fn: (reqid: number, ...args: A) => Promise<void>) => {
     sftp.on(event, (reqid: number, ...args: A) => {
-      fn(reqid, ...args).catch((err: unknown) => {
-        try {
-          sftp.status(reqid, statusOf(err), (err as Error).message);
-        } catch {
-          // the channel is gone
-        }
-      });
+      queue = queue.then(() =>
+        fn(reqid, ...args).catch((err: unknown) => {
+          try {
+            sftp.status(reqid, statusOf(err), (err as Error).message);
+          } catch {
+            // the channel is gone
+          }
+        }),
+      );
     });
   };
   const ok = (reqid: number) => sftp.status(reqid, STATUS_CODE.OK);
@@ -119,8 +132,10 @@ export function serveSftp(sftp: SFTPWrapper, directory: string, scope: Scope): v
     if (bytesRead === 0) sftp.status(reqid, STATUS_CODE.EOF);
     else sftp.data(reqid, buf.subarray(0, bytesRead));
   });
-  serve("WRITE", async (reqid, handle: Buffer, offset: number, data: Buffer) => {
+  serve("WRITE", async (reqid, handle: Buffer, offset: number, view: Buffer) => {
     const fh = fileOf(handle);
+    // ssh2 hands out a view of its packet buffer, which it reuses before the write is done.
+    const data = Buffer.from(view);
     for (let done = 0; done < data.length; ) done += (await fh.write(data, done, data.length - done, offset + done)).bytesWritten;
     ok(reqid);
   });
@@ -206,10 +221,11 @@ export function serveSftp(sftp: SFTPWrapper, directory: string, scope: Scope): v
     const target = await readlink(abs(path));
     sftp.name(reqid, [{ filename: target, longname: target, attrs: {} as Attributes }]);
   });
-  // ssh2 already undoes OpenSSH's swapped argument order; the target is stored as given.
-  serve("SYMLINK", async (reqid, target: string, link: string) => {
+  // ssh2 undoes OpenSSH's swapped order on the wire and hands out (link, target) from either
+  // kind of client (its typings name them the other way round); the target is stored as given.
+  serve("SYMLINK", async (reqid, link: string, target: string) => {
     await symlink(target, abs(link));
     ok(reqid);
   });
-  sftp.on("EXTENDED", (reqid: number) => sftp.status(reqid, STATUS_CODE.OP_UNSUPPORTED));
+  serve("EXTENDED", async (reqid) => sftp.status(reqid, STATUS_CODE.OP_UNSUPPORTED));
 }
