@@ -1,7 +1,8 @@
 // The workspace agent: connects to coderd, fetches its manifest, runs the startup script (its
 // output becomes agent logs), reports its lifecycle, and on shutdown runs the shutdown script.
 import { mkdirSync } from "node:fs";
-import { platform } from "node:os";
+import { homedir, platform } from "node:os";
+import { join } from "node:path";
 import type { Logger } from "pino";
 import { build } from "../buildinfo/index.js";
 import type { AgentManifest } from "../codersdk/index.js";
@@ -9,6 +10,7 @@ import { checkAppHealth } from "./app-health.js";
 import { AgentConnection } from "./connection.js";
 import { collectMetadata, type MetadataValue } from "./metadata.js";
 import { listeningPorts } from "./ports.js";
+import { hostPublicKey, loadOrCreateHostKey } from "./ssh/index.js";
 import { Outbox } from "./outbox.js";
 import { runScript } from "./script.js";
 
@@ -41,6 +43,8 @@ export class Agent {
   private ports: string | undefined;
   private portsSent: string | undefined;
   private startupGroup: number | undefined;
+  /** Generated once per agent (kept in its home), so clients can pin it across restarts. */
+  private hostKey: string | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.conn = new AgentConnection(opts.url, opts.token, opts.logger, () => this.hello());
@@ -48,9 +52,15 @@ export class Agent {
 
   private async hello(): Promise<void> {
     this.manifest ??= await this.fetchManifest();
+    this.hostKey ??= await loadOrCreateHostKey(join(homedir(), ".coder", "ssh_host_ed25519_key"));
     // A new connection (maybe another replica) gets the latest ports again.
     this.portsSent = undefined;
-    await this.conn.call("hello", { version: build.version, operating_system: platform(), expanded_directory: this.manifest.directory });
+    await this.conn.call("hello", {
+      version: build.version,
+      operating_system: platform(),
+      expanded_directory: this.manifest.directory,
+      ssh_host_public_key: hostPublicKey(this.hostKey),
+    });
   }
 
   private async fetchManifest(): Promise<AgentManifest> {

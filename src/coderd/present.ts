@@ -69,6 +69,7 @@ export function presentResources(resources: ResourceWithAgents[]): sdk.Workspace
       ready_at: a.ready_at?.toISOString() ?? null,
       version: a.version,
       operating_system: a.operating_system,
+      ssh_host_public_key: a.ssh_host_public_key,
       metadata: (a.metadata as Array<{ key: string; display_name: string; interval: number; timeout: number }>).map((m) => {
         const v = a.metadata_values[m.key];
         return { key: m.key, display_name: m.display_name, interval: m.interval, timeout: m.timeout, value: v?.value ?? "", error: v?.error ?? "", collected_at: v?.collected_at ?? null };

@@ -309,6 +309,8 @@ export interface WorkspaceAgent {
   ready_at: string | null;
   version: string;
   operating_system: string;
+  /** "ssh-ed25519 AAAA…": pin it to connect to the agent's SSH server. */
+  ssh_host_public_key: string;
   metadata: Array<{ key: string; display_name: string; interval: number; timeout: number; value: string; error: string; collected_at: string | null }>;
 }
 

@@ -235,6 +235,7 @@ export interface WorkspaceAgentsTable {
   expanded_directory: Generated<string>;
   metadata_values: JsonWithDefault<Record<string, { value: string; error: string; collected_at: string }>>;
   listening_ports: JsonWithDefault<Array<{ port: number; network: string; process_name: string }>>;
+  ssh_host_public_key: Generated<string>;
 }
 
 export interface WorkspaceAgentLogsTable {

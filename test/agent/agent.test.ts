@@ -70,6 +70,7 @@ describe("workspace agent", () => {
     expect(ready.status).toBe("connected");
     expect(ready.version).toMatch(/^v/);
     expect(ready.first_connected_at).not.toBeNull();
+    expect(ready.ssh_host_public_key).toMatch(/^ssh-ed25519 [A-Za-z0-9+/=]+$/);
     expect(await agentLogs(srv, client, ready.id)).toEqual(Array.from({ length: 20 }, (_, i) => `line ${i + 1}`));
     const cli = { CODER_URL: srv.url, CODER_SESSION_TOKEN: client.sessionToken! };
     const logs = await runCli(["logs", "dev"], cli);
@@ -84,6 +85,12 @@ describe("workspace agent", () => {
     const after = await client.workspaceAgent(ready.id);
     expect(after.lifecycle_state).toBe("off");
     expect(await agentLogs(srv, client, ready.id)).toContain(`bye from ${dir}`);
+
+    // Started again: a new agent with the same host key, so a pinned key keeps working.
+    await waitForBuild(client, (await client.createWorkspaceBuild(ws.id, { transition: "start" })).id);
+    const again = await agentWhen(client, ws.id, (a) => a.lifecycle_state === "ready");
+    expect(again.id).not.toBe(ready.id);
+    expect(again.ssh_host_public_key).toBe(ready.ssh_host_public_key);
     await waitForBuild(client, (await client.createWorkspaceBuild(ws.id, { transition: "delete" })).id);
   });
 

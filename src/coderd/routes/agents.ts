@@ -20,7 +20,12 @@ const LIFECYCLE = ["created", "starting", "ready", "start_error", "start_timeout
 const MAX_LOG_LINES_PER_BATCH = 1000;
 
 const rpc = z.object({ id: z.number().int(), method: z.string().max(64), params: z.unknown() });
-const hello = z.object({ version: z.string().max(64), operating_system: z.string().max(64), expanded_directory: z.string().max(4096) });
+const hello = z.object({
+  version: z.string().max(64),
+  operating_system: z.string().max(64),
+  expanded_directory: z.string().max(4096),
+  ssh_host_public_key: z.string().max(1024).regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-[a-z0-9]+) [A-Za-z0-9+/=]+$/, "must be an OpenSSH public key").optional(),
+});
 const lifecycle = z.object({ state: z.enum(LIFECYCLE), changed_at: z.string().datetime({ offset: true }) });
 const logs = z.object({
   logs: z
@@ -182,7 +187,13 @@ function serveAgent(ctx: Ctx, socket: WebSocket, auth: AgentContext, req: Fastif
       switch (msg.method) {
         case "hello": {
           const h = parseInput(hello, msg.params, "body");
-          await ctx.store.updateAgentConnection(agent.id, { connected: true, version: h.version, operatingSystem: h.operating_system, expandedDirectory: h.expanded_directory });
+          await ctx.store.updateAgentConnection(agent.id, {
+            connected: true,
+            version: h.version,
+            operatingSystem: h.operating_system,
+            expandedDirectory: h.expanded_directory,
+            sshHostPublicKey: h.ssh_host_public_key,
+          });
           await changed();
           return null;
         }

@@ -12,7 +12,9 @@ ALTER TABLE workspace_agents
     -- key -> { value, error, collected_at } of each metadata command, as last reported.
     ADD COLUMN metadata_values jsonb NOT NULL DEFAULT '{}',
     -- [{ port, network, process_name }] the agent found listening.
-    ADD COLUMN listening_ports jsonb NOT NULL DEFAULT '[]';
+    ADD COLUMN listening_ports jsonb NOT NULL DEFAULT '[]',
+    -- The agent's SSH host key ("ssh-ed25519 AAAA…"), generated once by the agent, so clients can pin it.
+    ADD COLUMN ssh_host_public_key text NOT NULL DEFAULT '';
 
 ALTER TABLE workspace_apps ADD COLUMN health text NOT NULL DEFAULT 'initializing';
 

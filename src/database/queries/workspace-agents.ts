@@ -40,7 +40,7 @@ export async function getWorkspaceIdByAgent(db: Kysely<DB>, agentId: string): Pr
 export async function updateAgentConnection(
   db: Kysely<DB>,
   id: string,
-  c: { connected: boolean; version?: string; operatingSystem?: string; expandedDirectory?: string },
+  c: { connected: boolean; version?: string; operatingSystem?: string; expandedDirectory?: string; sshHostPublicKey?: string },
 ): Promise<void> {
   const now = new Date();
   await db
@@ -54,6 +54,7 @@ export async function updateAgentConnection(
             ...(c.version !== undefined ? { version: c.version } : {}),
             ...(c.operatingSystem !== undefined ? { operating_system: c.operatingSystem } : {}),
             ...(c.expandedDirectory !== undefined ? { expanded_directory: c.expandedDirectory } : {}),
+            ...(c.sshHostPublicKey !== undefined ? { ssh_host_public_key: c.sshHostPublicKey } : {}),
             updated_at: now,
           }
         : { disconnected_at: now, updated_at: now },
