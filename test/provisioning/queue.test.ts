@@ -8,7 +8,7 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { packDirectory } from "../../src/archive/index.js";
 import { ProvisionerDaemon, WebSocketProvisionerdClient } from "../../src/provisionerd/index.js";
 import { LocalDriver } from "../../src/provisioners/index.js";
-import { createFirstUser, startTestServer, type TestServer } from "../helpers/coderd.js";
+import { createFirstUser, createUserWithRoles, startTestServer, type TestServer } from "../helpers/coderd.js";
 import { waitForImport, writeTemplateDir } from "../helpers/templates.js";
 
 const PSK = "queue-test-psk";
@@ -95,5 +95,24 @@ describe("the reaper", () => {
     expect(ended.job.error).toBe("No provisioner daemon picked up the job in time.");
     const logs = await client.templateVersionLogs(v.id);
     expect(logs.at(-1)!.output).toMatch(/No provisioner daemon took this job within 1s/);
+  });
+});
+
+describe("daemon authentication", () => {
+  it("accepts an owner's token in place of the key, and refuses a member's", async () => {
+    const srv = await startTestServer();
+    const { client: owner } = await createFirstUser(srv);
+    const member = await createUserWithRoles(srv, owner, "member");
+    const identity = { name: "token-daemon", organization: "default", tags: {}, provisioners: ["local"], version: "test" };
+    const logger = pino({ level: "silent" });
+    const asOwner = new WebSocketProvisionerdClient({ url: srv.url, sessionToken: owner.sessionToken, identity, logger });
+    await asOwner.connect();
+    expect((await owner.provisionerDaemons("default")).map((d) => d.name)).toContain("token-daemon");
+    await asOwner.close();
+    const asMember = new WebSocketProvisionerdClient({ url: srv.url, sessionToken: member.client.sessionToken, identity: { ...identity, name: "sneaky" }, logger });
+    await expect(asMember.connect()).rejects.toThrow(/coderd refused the daemon \(404\)/);
+    const noKey = new WebSocketProvisionerdClient({ url: srv.url, psk: "guessed", identity, logger });
+    await expect(noKey.connect()).rejects.toThrow(/\(401\).*not enabled/);
+    expect((await owner.provisionerDaemons("default")).map((d) => d.name)).not.toContain("sneaky");
   });
 });
