@@ -126,7 +126,7 @@ describe("coder templates and workspaces", () => {
     expect(show.code).toBe(0);
     expect(show.stdout).toContain("Workspace:  owner/dev\n");
     expect(show.stdout).toContain("Status:     running\n");
-    expect(show.stdout).toMatch(/\n {4}agent main {2}\(\/.+\)\n/);
+    expect(show.stdout).toMatch(/\n {4}agent main {2}(connecting|connected), [a-z ]+ {2}\(\/.+\)\n/);
     expect(show.stdout).toContain('app web "Web server"  http://127.0.0.1:8080  [shared with: owner]');
     const shown = json<Workspace>(await cli("show", "owner/dev", "-o", "json"));
     expect(shown.latest_build.resources[0]!.agents[0]!.environment).toEqual({ GREETING: "hi there" });
