@@ -17,5 +17,8 @@ function load(): Build {
 
 export const build: Build = load();
 
+/** Where this build is installed (package.json, bin/, dist/, node_modules/). */
+export const coderInstallRoot: string = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
+
 /** How to run this build's `coder` binary (for processes it starts, such as workspace agents). */
 export const coderCommand: readonly string[] = [process.execPath, fileURLToPath(new URL("../../bin/coder.js", import.meta.url))];

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { build, coderCommand } from "../../buildinfo/index.js";
+import { build, coderCommand, coderInstallRoot } from "../../buildinfo/index.js";
 import { defaultCacheDir } from "../../codersdk/deployment.js";
 import type { ProvisionerDaemon as DaemonInfo } from "../../codersdk/index.js";
 import { CliError } from "../errors.js";
@@ -55,7 +55,7 @@ export async function start(globals: GlobalOptions, cmd: Command): Promise<void>
   });
   const daemon = new ProvisionerDaemon({
     client,
-    drivers: { local: new LocalDriver({ workspacesDir: join(cacheDir, "workspaces"), agentCommand: [...coderCommand, "agent"] }) },
+    drivers: { local: new LocalDriver({ workspacesDir: join(cacheDir, "workspaces"), agentCommand: [...coderCommand, "agent"], agentReadOnlyPaths: [coderInstallRoot] }) },
     workDir: join(cacheDir, "provisionerd", name),
     logger,
   });

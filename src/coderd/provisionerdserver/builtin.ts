@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { build, coderCommand } from "../../buildinfo/index.js";
+import { build, coderCommand, coderInstallRoot } from "../../buildinfo/index.js";
 import type { ProvisionerDaemon as DaemonRow } from "../../database/index.js";
 import { ProvisionerDaemon, type ProvisionerdClient } from "../../provisionerd/index.js";
 import { LocalDriver } from "../../provisioners/index.js";
@@ -39,7 +39,7 @@ export async function startBuiltinDaemons(ctx: Ctx, server: ProvisionerdServer, 
   const start = async (organizationId: string) => {
     // Unique per process: replicas on one host must not share a daemon identity.
     const suffix = randomBytes(3).toString("hex");
-    const driver = new LocalDriver({ workspacesDir: join(ctx.cacheDir, "workspaces"), agentCommand: [...coderCommand, "agent"] });
+    const driver = new LocalDriver({ workspacesDir: join(ctx.cacheDir, "workspaces"), agentCommand: [...coderCommand, "agent"], agentReadOnlyPaths: [coderInstallRoot] });
     for (let i = 0; i < count; i++) {
       const row = await server.register({
         organizationId,

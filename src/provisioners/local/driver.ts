@@ -18,6 +18,8 @@ export interface LocalDriverOptions {
   workspacesDir: string;
   /** The command that runs an agent, e.g. [node, bin/coder.js, "agent"]. */
   agentCommand: string[];
+  /** Directories the agent command needs, kept visible (read-only) inside a bwrap sandbox. */
+  agentReadOnlyPaths?: string[];
   /** How long an agent gets to run its shutdown script before SIGKILL. */
   stopGraceMs?: number;
 }
@@ -154,8 +156,10 @@ export class LocalDriver implements Driver {
       };
       let cmd = this.opts.agentCommand;
       if (m.isolation === "bwrap") {
-        // Later mounts cover earlier ones: the private /tmp first, so a workspace under /tmp stays visible.
-        cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind", dir, dir, "--unshare-pid", "--chdir", dir, ...cmd];
+        // Later mounts cover earlier ones: the private /tmp first, so that the agent's own files and the
+        // workspace stay visible when they live under /tmp.
+        const readOnly = (this.opts.agentReadOnlyPaths ?? []).flatMap((p) => ["--ro-bind", p, p]);
+        cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", ...readOnly, "--bind", dir, dir, "--unshare-pid", "--chdir", dir, ...cmd];
       }
       const pid = startDetached(cmd, { cwd: dir, env, logFile: join(dir, ".coder", `agent-${a.name}.log`) });
       log("info", `Started agent "${a.name}" (pid ${pid})`, "Start workspace");
