@@ -5,9 +5,10 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import WebSocket from "ws";
 import { describe, expect, it } from "vitest";
-import type { Client, Workspace, WorkspaceAgent } from "../../src/codersdk/index.js";
+import type { Client } from "../../src/codersdk/index.js";
 import { EXAMPLE_TEMPLATE } from "../../src/provisioners/index.js";
 import { runCli } from "../helpers/binary.js";
+import { agentWhen } from "../helpers/agents.js";
 import { createFirstUser, startTestServer, type TestServer } from "../helpers/coderd.js";
 import { pushTemplate, waitForBuild } from "../helpers/templates.js";
 
@@ -24,21 +25,7 @@ ${shutdown.replace(/^/gm, "      ")}
   };
 }
 
-/** Waits (watching the workspace live) until the agent satisfies the predicate. */
-async function agentWhen(client: Client, workspaceId: string, ok: (a: WorkspaceAgent) => boolean): Promise<WorkspaceAgent> {
-  const abort = new AbortController();
-  try {
-    for await (const w of client.watchWorkspace(workspaceId, abort.signal)) {
-      const a = agentOf(w);
-      if (a && ok(a)) return a;
-    }
-  } finally {
-    abort.abort();
-  }
-  throw new Error("watch ended");
-}
 
-const agentOf = (w: Workspace) => w.latest_build.resources.flatMap((r) => r.agents)[0];
 
 async function agentLogs(srv: TestServer, client: Client, agentId: string): Promise<string[]> {
   const res = await fetch(`${srv.url}/api/v2/workspaceagents/${agentId}/logs`, { headers: { "Coder-Session-Token": client.sessionToken! } });

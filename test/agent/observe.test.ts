@@ -1,22 +1,11 @@
 // What the agent observes in its workspace: metadata commands, listening ports, app health.
 import { describe, expect, it } from "vitest";
+import { agentWhen } from "../helpers/agents.js";
 import { createFirstUser, startTestServer } from "../helpers/coderd.js";
 import { closedPort } from "../helpers/net.js";
 import { pushTemplate, waitForBuild } from "../helpers/templates.js";
-import type { Client, WorkspaceAgent } from "../../src/codersdk/index.js";
+import type { WorkspaceAgent } from "../../src/codersdk/index.js";
 
-async function agentWhen(client: Client, workspaceId: string, ok: (a: WorkspaceAgent) => boolean): Promise<WorkspaceAgent> {
-  const abort = new AbortController();
-  try {
-    for await (const w of client.watchWorkspace(workspaceId, abort.signal)) {
-      const a = w.latest_build.resources.flatMap((r) => r.agents)[0];
-      if (a && ok(a)) return a;
-    }
-  } finally {
-    abort.abort();
-  }
-  throw new Error("watch ended");
-}
 
 describe("agent observations", () => {
   it("reports metadata values and errors, listening ports, and app health", async () => {
