@@ -1,7 +1,7 @@
 // Every route × every role: the status each gets. The table is the policy, written down; a
 // route added without a row fails the coverage test at the bottom.
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Client } from "../../src/codersdk/index.js";
 import { packDirectory } from "../../src/archive/index.js";
@@ -9,16 +9,6 @@ import { EXAMPLE_TEMPLATE } from "../../src/provisioners/index.js";
 import { createFirstUser, createUserWithRoles, DEFAULT_PASSWORD, startTestServer, type TestServer } from "../helpers/coderd.js";
 import { pushTemplate, waitForBuild, writeTemplateDir } from "../helpers/templates.js";
 
-/** The table needs the agent's row, not its process. */
-function stopAgentProcess(agentId: string): void {
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(`CODER_AGENT_ID=${agentId}`)) process.kill(Number(pid), "SIGKILL");
-    } catch {
-      // gone or not ours
-    }
-  }
-}
 
 const ROLES = ["anonymous", "member", "auditor", "template-admin", "user-admin", "owner"] as const;
 type Role = (typeof ROLES)[number];
@@ -351,7 +341,9 @@ beforeAll(async () => {
   const agentOwner = await owner.createUser({ email: "agent-owner@example.com", username: "agent-owner", login_type: "none" });
   const built = await owner.createWorkspace(agentOwner.id, { name: "with-agent", template_id: pushed.template.id });
   const agentId = (await waitForBuild(owner, built.latest_build.id)).resources[0]!.agents[0]!.id;
-  stopAgentProcess(agentId);
+  // The table needs the agent's row, not its process: stop it by the pid the driver recorded.
+  const state = (await srv.db.store.getWorkspaceBuildById(built.latest_build.id))!.provisioner_state!;
+  for (const { pid } of (JSON.parse(state.toString("utf8")) as { agents: Array<{ pid: number }> }).agents) process.kill(-pid, "SIGKILL");
   await srv.coderd.builtinDaemons.shutdown();
   const dir = writeTemplateDir(EXAMPLE_TEMPLATE, { cleanup: false });
   templateArchive = await packDirectory(dir);
