@@ -95,7 +95,9 @@ describe("workspace agent", () => {
     const ready = await agentWhen(client, ws.id, (a) => a.lifecycle_state === "ready" && a.status === "connected");
     expect(ready.id).toBe(starting.id);
     expect(await agentLogs(second, client, ready.id)).toEqual(Array.from({ length: 40 }, (_, i) => `line ${i + 1}`));
-    await waitForBuild(client, (await client.createWorkspaceBuild(ws.id, { transition: "delete" })).id);
+    // The second server's daemon has another cache dir: it still manages this host's workspace.
+    const del = await client.createWorkspaceBuild(ws.id, { transition: "delete" });
+    expect((await waitForBuild(client, del.id)).status).toBe("deleted");
   });
 
   it("an agent token reaches only its own agent API, and bad frames are refused", async () => {

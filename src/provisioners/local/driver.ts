@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { hostname } from "node:os";
-import { isAbsolute, join, relative, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { AgentSpec, ResourceSpec, Transition, WorkspaceBuildInput } from "../../provisionerd/proto.js";
 import { TemplateError, type ApplyRequest, type ApplyResult, type Driver, type DriverLog, type ParseResult } from "../types.js";
 import { parameterSpecs, readManifest, type AgentManifest, type Manifest } from "./manifest.js";
@@ -112,8 +112,12 @@ export class LocalDriver implements Driver {
       throw new TemplateError(`this workspace lives on host "${previous.host}", but this provisioner daemon runs on "${host}"`);
     }
     const dir = previous?.dir ?? join(this.workspacesDir, b.owner_name, `${b.workspace_name}-${b.workspace_id.slice(0, 8)}`);
-    const rel = relative(this.workspacesDir, dir);
-    if (rel.startsWith("..") || isAbsolute(rel) || rel === "") throw new TemplateError(`refusing to manage ${dir}: it is outside ${this.workspacesDir}`);
+    // Any daemon on this host may manage the workspace (each may have its own cache dir), but only a
+    // directory that is this workspace's: …/workspaces/<owner>/<name>-<id>. State is never trusted
+    // to point the driver at anything else, which it would stop processes in and delete.
+    if (!isAbsolute(dir) || !basename(dir).endsWith(`-${b.workspace_id.slice(0, 8)}`) || basename(dirname(dirname(dir))) !== "workspaces") {
+      throw new TemplateError(`refusing to manage ${dir}: it is not this workspace's directory`);
+    }
 
     if (previous?.agents.length) await this.stopAgents(previous, signal, log);
     if (b.transition === "stop") {
