@@ -61,6 +61,15 @@ const FRAMEWORK_ERRORS: Record<string, { status: number; message: string }> = {
   FST_ERR_ASYNC_CONSTRAINT: { status: 400, message: "Malformed request." },
 };
 
+/** Unique indexes whose violation is the client's mistake (a name taken): a 409 naming the field. */
+const UNIQUE_CONFLICTS: Record<string, { message: string; field: string }> = {
+  users_email_lower: { message: "A user with this email already exists.", field: "email" },
+  users_username_lower: { message: "A user with this username already exists.", field: "username" },
+  organizations_name_lower: { message: "An organization with this name already exists.", field: "name" },
+  templates_org_name: { message: "A template with this name already exists in the organization.", field: "name" },
+  template_versions_template_name: { message: "A version with this name already exists for the template.", field: "name" },
+};
+
 export function errorResponse(err: unknown): { status: number; body: Response; internal: boolean } {
   if (err instanceof HttpError) {
     const body: Response = { message: err.message };
@@ -68,7 +77,9 @@ export function errorResponse(err: unknown): { status: number; body: Response; i
     if (err.validations?.length) body.validations = err.validations;
     return { status: err.status, body, internal: false };
   }
-  const e = err as { code?: string; statusCode?: number; message?: string };
+  const e = err as { code?: string; statusCode?: number; message?: string; constraint?: string };
+  const taken = e?.code === "23505" && e.constraint ? UNIQUE_CONFLICTS[e.constraint] : undefined;
+  if (taken) return { status: 409, body: { message: taken.message, validations: [{ field: taken.field, detail: "is already in use" }] }, internal: false };
   const known = e?.code ? FRAMEWORK_ERRORS[e.code] : undefined;
   if (known) return { status: known.status, body: { message: known.message }, internal: false };
   if (e?.statusCode && e.statusCode >= 400 && e.statusCode < 500) {

@@ -12,7 +12,6 @@ import { ConflictError, NotFoundError, UnauthorizedError } from "../httpapi/erro
 import type { Router } from "../httpapi/route.js";
 import { parseInput } from "../httpapi/validate.js";
 import * as s from "./schemas.js";
-import { insertUserChecked } from "./users.js";
 
 const FIRST_USER_LOCK = 0x66697273; // "firs"
 
@@ -67,7 +66,7 @@ export function register(r: Router, ctx: Ctx): void {
         const org =
           (await tx.getDefaultOrganization()) ??
           (await tx.insertOrganization({ id: randomUUID(), name: "coder", display_name: "Coder", is_default: true }));
-        const user = await insertUserChecked(tx, {
+        const user = await tx.insertUser({
           id: randomUUID(),
           email: body.email,
           username: body.username,

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import { z } from "zod";
 import type * as sdk from "../../codersdk/index.js";
-import { isUniqueViolation, type Organization } from "../../database/index.js";
+import type { Organization } from "../../database/index.js";
 import type { Ctx } from "../context.js";
 import * as convert from "../convert.js";
 import { requireAuth } from "../httpapi/authenticate.js";
@@ -37,12 +37,6 @@ async function loadTargetUser(ctx: Ctx, param: string) {
   return user;
 }
 
-function orgNameConflict(err: unknown): never {
-  if (isUniqueViolation(err, "organizations_name_lower")) {
-    throw new ConflictError("An organization with this name already exists.", undefined, [{ field: "name", detail: "is already in use" }]);
-  }
-  throw err;
-}
 
 const createOrg = z.object({ name: s.organizationName, display_name: s.displayName.optional(), description: z.string().max(1024).optional() });
 const updateOrg = z.object({
@@ -85,8 +79,7 @@ export function register(r: Router, ctx: Ctx): void {
           });
           await tx.insertOrganizationMember({ organization_id: created.id, user_id: auth.user.id, roles: ["organization-admin"] });
           return created;
-        })
-        .catch(orgNameConflict);
+        });
       await ctx.authCache.invalidateUser(auth.user.id);
       reply.code(201);
       return convert.organization(org);
@@ -108,7 +101,7 @@ export function register(r: Router, ctx: Ctx): void {
       const org = await loadOrg(ctx, req, (req.params as OrgParams).org);
       authorizeObject(req, "update", orgObject(org));
       const body = parseInput(updateOrg, req.body);
-      const updated = await ctx.store.updateOrganization(org.id, body).catch(orgNameConflict);
+      const updated = await ctx.store.updateOrganization(org.id, body);
       if (!updated) throw new NotFoundError();
       return convert.organization(updated);
     },

@@ -4,7 +4,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import { z } from "zod";
 import type * as sdk from "../../codersdk/index.js";
-import { isUniqueViolation, type Template, type TemplateVersion } from "../../database/index.js";
+import type { Template, TemplateVersion } from "../../database/index.js";
 import type { Ctx } from "../context.js";
 import { requireAuth } from "../httpapi/authenticate.js";
 import { authorizeAction, authorizeObject } from "../httpapi/authz.js";
@@ -95,12 +95,6 @@ export function register(r: Router, ctx: Ctx): void {
             created_by: auth.user.id,
           });
           return { version, job };
-        })
-        .catch((err: unknown) => {
-          if (isUniqueViolation(err, "template_versions_template_name")) {
-            throw new ConflictError("A version with this name already exists for the template.", undefined, [{ field: "name", detail: "is already in use" }]);
-          }
-          throw err;
         });
       await ctx.provisionerd.jobPosted(job.id);
       reply.code(201);
@@ -197,12 +191,6 @@ export function register(r: Router, ctx: Ctx): void {
           });
           await tx.setTemplateVersionTemplate(version.id, t.id);
           return t;
-        })
-        .catch((err: unknown) => {
-          if (isUniqueViolation(err, "templates_org_name")) {
-            throw new ConflictError("A template with this name already exists in the organization.", undefined, [{ field: "name", detail: "is already in use" }]);
-          }
-          throw err;
         });
       reply.code(201);
       return presentTemplate(template);
@@ -249,12 +237,7 @@ export function register(r: Router, ctx: Ctx): void {
       const t = await loadTemplate(ctx, req, (req.params as IdParams).id);
       authorizeObject(req, "update", templateObject(t.organization_id, t.id));
       const body = parseInput(updateTemplate, req.body);
-      const updated = await ctx.store.updateTemplate(t.id, body).catch((err: unknown) => {
-        if (isUniqueViolation(err, "templates_org_name")) {
-          throw new ConflictError("A template with this name already exists in the organization.", undefined, [{ field: "name", detail: "is already in use" }]);
-        }
-        throw err;
-      });
+      const updated = await ctx.store.updateTemplate(t.id, body);
       if (!updated) throw new NotFoundError();
       return presentTemplate(updated);
     },

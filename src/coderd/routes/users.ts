@@ -3,13 +3,13 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import { z } from "zod";
 import type * as sdk from "../../codersdk/index.js";
-import { isUniqueViolation, type NewUser, type Store, type User } from "../../database/index.js";
+import type { User } from "../../database/index.js";
 import { hashPassword, verifyPassword } from "../auth/password.js";
 import type { Ctx } from "../context.js";
 import * as convert from "../convert.js";
 import { requireAuth } from "../httpapi/authenticate.js";
 import { authorizeAction, authorizeObject, can } from "../httpapi/authz.js";
-import { BadRequestError, ConflictError, ForbiddenError, NotFoundError, ValidationFailedError } from "../httpapi/errors.js";
+import { BadRequestError, ForbiddenError, NotFoundError, ValidationFailedError } from "../httpapi/errors.js";
 import type { Router } from "../httpapi/route.js";
 import { searchError, splitSearch } from "../httpapi/search.js";
 import { parseInput } from "../httpapi/validate.js";
@@ -17,21 +17,6 @@ import { canAssignRole, isSiteRole, ROLES, SITE_ROLES, type RbacObject } from ".
 import * as s from "./schemas.js";
 
 export const userObject = (u: Pick<User, "id">): RbacObject => ({ type: "user", id: u.id, ownerId: u.id });
-
-/** Inserts a user, turning a taken email or username into a 409 that names the field. */
-export async function insertUserChecked(store: Store, user: NewUser): Promise<User> {
-  try {
-    return await store.insertUser(user);
-  } catch (err) {
-    if (isUniqueViolation(err, "users_email_lower")) {
-      throw new ConflictError("A user with this email already exists.", undefined, [{ field: "email", detail: "is already in use" }]);
-    }
-    if (isUniqueViolation(err, "users_username_lower")) {
-      throw new ConflictError("A user with this username already exists.", undefined, [{ field: "username", detail: "is already in use" }]);
-    }
-    throw err;
-  }
-}
 
 /** Finds the user named by a path segment ("me", an id or a username) that the caller may read. */
 export async function loadUser(ctx: Ctx, req: FastifyRequest, param: string): Promise<User> {
@@ -161,7 +146,7 @@ export function register(r: Router, ctx: Ctx): void {
           }
           authorizeObject(req, "create", { type: "organization_member", orgId: id });
         }
-        const created = await insertUserChecked(tx, {
+        const created = await tx.insertUser({
           id: randomUUID(),
           email: body.email,
           username: body.username,
@@ -224,15 +209,7 @@ export function register(r: Router, ctx: Ctx): void {
       authorizeObject(req, "update", userObject(target));
       protectOwner(req, target);
       const body = parseInput(updateProfile, req.body);
-      let updated: User | undefined;
-      try {
-        updated = await ctx.store.updateUser(target.id, { username: body.username, name: body.name ?? target.name });
-      } catch (err) {
-        if (isUniqueViolation(err, "users_username_lower")) {
-          throw new ConflictError("A user with this username already exists.", undefined, [{ field: "username", detail: "is already in use" }]);
-        }
-        throw err;
-      }
+      const updated = await ctx.store.updateUser(target.id, { username: body.username, name: body.name ?? target.name });
       if (!updated) throw new NotFoundError();
       await ctx.authCache.invalidateUser(target.id);
       return toSdkUser(ctx, updated);
