@@ -1,5 +1,5 @@
 // Agent benchmark: N simulated agents (100, 1,000, 5,000) connected to one server over the real
-// agent RPC, each sending a ping and a log line every interval. Reports the server's RSS and CPU
+// agent RPC, each sending a ping, a stats report and a log line every interval. Reports the server's RSS and CPU
 // and the agent RPC latency. The agents' rows (one workspace with N agents, each with its own
 // token) are created through the database module, since building 5,000 real workspaces here
 // would measure the provisioner instead; everything the agents do goes through the API.
@@ -149,8 +149,14 @@ export async function runAgentBenchmark(): Promise<{ doc: AgentBenchmarkDoc; ok:
         setTimeout(
           function tick() {
             const line = { seq: ++seq, created_at: new Date().toISOString(), source: "bench", level: "info", output: `agent ${i} line ${seq}` };
-            for (const call of [a.call("ping", {}), a.call("logs", { logs: [line] })]) {
-              call.then((ms) => latencies.push(ms), () => errors++);
+            const stats = { connections: 1, sessions: { ssh: 1, reconnecting_pty: 0, speedtest: 0, tcp: 0 }, rx_bytes: seq * 100, tx_bytes: seq * 200 };
+            for (const call of [a.call("ping", {}), a.call("stats", stats), a.call("logs", { logs: [line] })]) {
+              call.then(
+                (ms) => latencies.push(ms),
+                (err: Error) => {
+                  if (errors++ === 0) log(`first RPC error: ${err.message}`);
+                },
+              );
             }
             timers[i] = setTimeout(tick, interval * 1000);
           },

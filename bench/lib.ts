@@ -181,6 +181,11 @@ export class ServerProcess {
         }
       }
       if (child.exitCode !== 0 && child.exitCode !== null) log("server", `server exited with code ${child.exitCode}:\n${tail(this.logFile)}`);
+      // The log goes with the config dir: say what the server complained of first.
+      const errors = [this.logFile, join(this.configDir, "server.json.log")]
+        .filter((f) => existsSync(f))
+        .flatMap((f) => readFileSync(f, "utf8").split("\n").filter((l) => l.includes('"level":50')));
+      if (errors.length) log("server", `server logged ${errors.length} errors; the first:\n${errors[0]!.slice(0, 2000)}`);
       rmSync(this.configDir, { recursive: true, force: true });
     })());
   }

@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import websocket from "@fastify/websocket";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
 import { ApiKeyCache } from "./auth/api-key-cache.js";
+import { AgentWrites } from "./agents/writes.js";
 import type { CoderdOptions, Ctx } from "./context.js";
 import { errorResponse, NotFoundError } from "./httpapi/errors.js";
 import { Router, type RouteInfo } from "./httpapi/route.js";
@@ -98,7 +99,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
 
   const authCache = new ApiKeyCache(opts.pubsub);
   await authCache.start();
-  const ctx = { ...opts, authCache } as Ctx;
+  const ctx = { ...opts, authCache, agentWrites: new AgentWrites(opts.store, opts.pubsub) } as Ctx;
   ctx.provisionerd = new ProvisionerdServer(ctx, {
     hangTimeoutMs: opts.provisionerJobHangTimeoutMs,
     pendingTimeoutMs: opts.provisionerJobPendingTimeoutMs,

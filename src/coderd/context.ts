@@ -1,6 +1,7 @@
 // What every route handler can reach: the store, the settings and the logger.
 import type { Logger } from "pino";
 import type { Pubsub, Store } from "../database/index.js";
+import type { AgentWrites } from "./agents/writes.js";
 import type { ApiKeyCache } from "./auth/api-key-cache.js";
 import type { ProvisionerdServer } from "./provisionerdserver/server.js";
 
@@ -30,4 +31,5 @@ export type Ctx = CoderdOptions & {
   /** Token lookups; call invalidateUser after changing anything it caches. */
   authCache: ApiKeyCache;
   provisionerd: ProvisionerdServer;
+  agentWrites: AgentWrites;
 };

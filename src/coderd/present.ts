@@ -74,6 +74,7 @@ export function presentResources(resources: ResourceWithAgents[]): sdk.Workspace
         const v = a.metadata_values[m.key];
         return { key: m.key, display_name: m.display_name, interval: m.interval, timeout: m.timeout, value: v?.value ?? "", error: v?.error ?? "", collected_at: v?.collected_at ?? null };
       }),
+      stats: a.stats && a.stats_updated_at ? { ...a.stats, collected_at: a.stats_updated_at.toISOString() } : null,
       apps: a.apps.map((p) => ({
         id: p.id,
         slug: p.slug,

@@ -312,6 +312,16 @@ export interface WorkspaceAgent {
   /** "ssh-ed25519 AAAA…": pin it to connect to the agent's SSH server. */
   ssh_host_public_key: string;
   metadata: Array<{ key: string; display_name: string; interval: number; timeout: number; value: string; error: string; collected_at: string | null }>;
+  /** The agent's latest stats report (null before the first). */
+  stats: (AgentStats & { collected_at: string }) | null;
+}
+
+/** What an agent reports every stats interval: its peers' open connections and sessions, and bytes moved. */
+export interface AgentStats {
+  connections: number;
+  sessions: { ssh: number; reconnecting_pty: number; speedtest: number; tcp: number };
+  rx_bytes: number;
+  tx_bytes: number;
 }
 
 export interface ListeningPortsResponse {

@@ -13,6 +13,8 @@ export interface Subscriber {
 
 export interface Pubsub {
   publish(channel: string, payload: string): Promise<void>;
+  /** Several notifications in one round trip (the agents' batched writes announce many at once). */
+  publishMany(messages: Array<{ channel: string; payload: string }>): Promise<void>;
   /** Resolves once the LISTEN is in effect; the returned function unsubscribes. */
   subscribe(channel: string, subscriber: Subscriber): Promise<() => void>;
   close(): Promise<void>;
@@ -40,6 +42,15 @@ export class PgPubsub implements Pubsub {
     if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) throw new Error(`pubsub payload on ${channel} exceeds ${MAX_PAYLOAD_BYTES} bytes`);
     ident(channel);
     await this.pool.query("SELECT pg_notify($1, $2)", [channel, payload]);
+  }
+
+  async publishMany(messages: Array<{ channel: string; payload: string }>): Promise<void> {
+    if (messages.length === 0) return;
+    for (const m of messages) {
+      if (Buffer.byteLength(m.payload) > MAX_PAYLOAD_BYTES) throw new Error(`pubsub payload on ${m.channel} exceeds ${MAX_PAYLOAD_BYTES} bytes`);
+      ident(m.channel);
+    }
+    await this.pool.query("SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)", [messages.map((m) => m.channel), messages.map((m) => m.payload)]);
   }
 
   async subscribe(channel: string, subscriber: Subscriber): Promise<() => void> {

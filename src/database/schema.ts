@@ -236,6 +236,16 @@ export interface WorkspaceAgentsTable {
   metadata_values: JsonWithDefault<Record<string, { value: string; error: string; collected_at: string }>>;
   listening_ports: JsonWithDefault<Array<{ port: number; network: string; process_name: string }>>;
   ssh_host_public_key: Generated<string>;
+  stats: JsonWithDefault<AgentStatsReport | null>;
+  stats_updated_at: NullableTimestamp;
+}
+
+/** What an agent reports of its peers' use of it, every stats interval. */
+export interface AgentStatsReport {
+  connections: number;
+  sessions: { ssh: number; reconnecting_pty: number; speedtest: number; tcp: number };
+  rx_bytes: number;
+  tx_bytes: number;
 }
 
 export interface WorkspaceAgentLogsTable {

@@ -1,5 +1,5 @@
 // Workspace agents: the agent's own API (manifest, and the RPC WebSocket it keeps open: hello,
-// lifecycle, logs, pings) and what users may read of an agent (status, logs).
+// lifecycle, logs, pings, stats) and what users may read of an agent (status, logs).
 import type { FastifyRequest } from "fastify";
 import type { WebSocket } from "ws";
 import { z } from "zod";
@@ -49,6 +49,14 @@ const metadataReport = z.object({
 const appHealthReport = z.object({ health: z.record(z.string().max(64), z.enum(["initializing", "healthy", "unhealthy"])) });
 const portsReport = z.object({
   ports: z.array(z.object({ port: z.number().int().min(1).max(65535), network: z.enum(["tcp"]), process_name: z.string().max(256) })).max(1000),
+});
+
+const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const statsReport = z.object({
+  connections: count,
+  sessions: z.object({ ssh: count, reconnecting_pty: count, speedtest: count, tcp: count }),
+  rx_bytes: count,
+  tx_bytes: count,
 });
 
 const presentAgentLog = (l: WorkspaceAgentLog): sdk.WorkspaceAgentLog => ({
@@ -198,7 +206,10 @@ function serveAgent(ctx: Ctx, socket: WebSocket, auth: AgentContext, req: Fastif
           return null;
         }
         case "ping":
-          await ctx.store.updateAgentConnection(agent.id, { connected: true });
+          await ctx.agentWrites.ping(agent.id);
+          return null;
+        case "stats":
+          await ctx.agentWrites.stats(agent.id, parseInput(statsReport, msg.params, "body"));
           return null;
         case "lifecycle": {
           const l = parseInput(lifecycle, msg.params, "body");
@@ -209,11 +220,10 @@ function serveAgent(ctx: Ctx, socket: WebSocket, auth: AgentContext, req: Fastif
         }
         case "logs": {
           const b = parseInput(logs, msg.params, "body");
-          const added = await ctx.store.insertAgentLogs(
+          const added = await ctx.agentWrites.logs(
             agent.id,
             b.logs.map((l) => ({ seq: l.seq, created_at: new Date(l.created_at), source: l.source, level: l.level, output: l.output })),
           );
-          if (added) await ctx.pubsub.publish(agentLogsChannel(agent.id), "");
           return { stored: added };
         }
         case "metadata": {
