@@ -22,6 +22,13 @@ export interface DeploymentValues {
   provisionerDaemonPsk: string;
   provisionerJobHangTimeoutMs: number;
   provisionerJobPendingTimeoutMs: number;
+  derpServerEnable: boolean;
+  derpServerRegionId: number;
+  derpServerRegionCode: string;
+  derpServerRegionName: string;
+  derpConfigPath: string;
+  derpConfigUrl: string;
+  blockDirect: boolean;
 }
 
 type Kind = "string" | "hostport" | "url" | "bool" | "duration" | "bytes" | "count";
@@ -64,6 +71,13 @@ export const serverOptions: OptionSpec[] = [
   { key: "provisionerDaemons", flag: "provisioner-daemons", env: "CODER_PROVISIONER_DAEMONS", kind: "count", default: "3", description: "Number of provisioner daemons to run inside the server (0 disables them)." },
   { key: "provisionerDaemonPsk", flag: "provisioner-daemon-psk", env: "CODER_PROVISIONER_DAEMON_PSK", kind: "string", default: "", description: "Pre-shared key that external provisioner daemons authenticate with (empty: only users' tokens)." },
   { key: "provisionerJobHangTimeoutMs", flag: "provisioner-job-hang-timeout", env: "CODER_PROVISIONER_JOB_HANG_TIMEOUT", kind: "duration", default: "5m", description: "A running job whose daemon stopped heartbeating for this long is failed." },
+  { key: "derpServerEnable", flag: "derp-server-enable", env: "CODER_DERP_SERVER_ENABLE", kind: "bool", default: "true", description: "Run the embedded relay (/derp) in this server; with it off, peers use only the relays of --derp-config-path/--derp-config-url." },
+  { key: "derpServerRegionId", flag: "derp-server-region-id", env: "CODER_DERP_SERVER_REGION_ID", kind: "count", default: "999", description: "Region ID of the embedded relay." },
+  { key: "derpServerRegionCode", flag: "derp-server-region-code", env: "CODER_DERP_SERVER_REGION_CODE", kind: "string", default: "coder", description: "Region code of the embedded relay." },
+  { key: "derpServerRegionName", flag: "derp-server-region-name", env: "CODER_DERP_SERVER_REGION_NAME", kind: "string", default: "Coder Embedded Relay", description: "Region name of the embedded relay." },
+  { key: "derpConfigPath", flag: "derp-config-path", env: "CODER_DERP_CONFIG_PATH", kind: "string", default: "", description: "Path to a relay map (JSON: Regions → Nodes) of custom relays, added to the embedded one." },
+  { key: "derpConfigUrl", flag: "derp-config-url", env: "CODER_DERP_CONFIG_URL", kind: "url", default: "", description: "URL to fetch a relay map (JSON) of custom relays from, at start." },
+  { key: "blockDirect", flag: "block-direct-connections", env: "CODER_BLOCK_DIRECT", kind: "bool", default: "false", description: "Never use direct paths between peers: every tunnel goes through a relay." },
   { key: "provisionerJobPendingTimeoutMs", flag: "provisioner-job-pending-timeout", env: "CODER_PROVISIONER_JOB_PENDING_TIMEOUT", kind: "duration", default: "30m", description: "A job no daemon picked up for this long is failed." },
 ];
 

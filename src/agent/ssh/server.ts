@@ -6,9 +6,10 @@
 // which has already authenticated the peer as someone allowed into this workspace, so the SSH
 // layer accepts "none", and any public key or password, without checking: the transport is what
 // is trusted. The username the client sends is ignored; sessions run as the agent's user.
-import { homedir, userInfo } from "node:os";
+import { homedir } from "node:os";
 import type { Duplex } from "node:stream";
 import ssh2, { type AuthContext, type Connection, type ParsedKey, type TcpipBindInfo } from "ssh2";
+import { sessionEnvironment } from "./environment.js";
 import { handleDirectTcpip, RemoteForwards } from "./forwarding.js";
 import { loginShell } from "./login-shell.js";
 import { Scope } from "./scope.js";
@@ -26,9 +27,6 @@ export interface SshServerOptions {
   logger?: { info(...a: unknown[]): void; warn(...a: unknown[]): void; debug?(...a: unknown[]): void };
 }
 
-/** Variables of the agent itself that must not leak into the user's sessions. */
-const AGENT_ONLY_ENV = ["CODER_AGENT_TOKEN"];
-
 export class AgentSshServer {
   private readonly hostKey: ParsedKey;
   private readonly connections = new Set<{ scope: Scope; stream: Duplex; done: Promise<void> }>();
@@ -44,10 +42,7 @@ export class AgentSshServer {
     this.hostKey = Array.isArray(key) ? (key as ParsedKey[])[0]! : key;
     this.shell = opts.shell ?? loginShell();
     this.directory = opts.directory ?? homedir();
-    const user = userInfo();
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !AGENT_ONLY_ENV.includes(k)) env[k] = v;
-    this.env = { ...env, USER: user.username, LOGNAME: user.username, HOME: homedir(), SHELL: this.shell, ...opts.env };
+    this.env = sessionEnvironment(this.shell, opts.env);
   }
 
   /** Serves one SSH connection over the stream (a socket, a tunnel's stream). Resolves when it ends. */
