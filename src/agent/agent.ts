@@ -10,7 +10,9 @@ import { checkAppHealth } from "./app-health.js";
 import { AgentConnection } from "./connection.js";
 import { collectMetadata, type MetadataValue } from "./metadata.js";
 import { listeningPorts } from "./ports.js";
-import { hostPublicKey, loadOrCreateHostKey } from "./ssh/index.js";
+import { AgentNetwork } from "./network.js";
+import { AgentServices, ReconnectingPtys } from "./services/index.js";
+import { AgentSshServer, hostPublicKey, loadOrCreateHostKey } from "./ssh/index.js";
 import { Outbox } from "./outbox.js";
 import { runScript } from "./script.js";
 
@@ -19,6 +21,8 @@ const PORTS_INTERVAL_MS = 5_000;
 /** Metadata, ports and app health are "latest value" reports, sent at most this often. */
 const REPORT_INTERVAL_MS = 1_000;
 const SHUTDOWN_SCRIPT_TIMEOUT_SECONDS = 300;
+/** Stats go out at least this often, and within a second when sessions open or close. */
+const STATS_INTERVAL_MS = 30_000;
 
 export interface AgentOptions {
   url: string;
@@ -45,6 +49,9 @@ export class Agent {
   private startupGroup: number | undefined;
   /** Generated once per agent (kept in its home), so clients can pin it across restarts. */
   private hostKey: string | undefined;
+  private services: AgentServices | undefined;
+  private network: AgentNetwork | undefined;
+  private statsSent = { key: "", at: 0 };
 
   constructor(private readonly opts: AgentOptions) {
     this.conn = new AgentConnection(opts.url, opts.token, opts.logger, () => this.hello());
@@ -80,8 +87,27 @@ export class Agent {
     const m = this.manifest;
     if (!m) return;
     this.watch(m);
+    this.serve(m);
     this.startup = this.runStartup(m);
     await this.startup;
+  }
+
+  /** What peers reach over the tunnel: SSH, terminals, speed tests, TCP ports. */
+  private serve(m: AgentManifest): void {
+    const logger = this.opts.logger.child({ component: "services" });
+    const options = { env: m.environment, directory: m.directory, logger };
+    const ssh = new AgentSshServer({ hostKey: this.hostKey!, ...options });
+    const services = new AgentServices({ ssh, ptys: new ReconnectingPtys(options), logger });
+    this.services = services;
+    this.stoppers.push(() => void services.close(), () => void ssh.close());
+    this.network = new AgentNetwork({
+      coderUrl: this.opts.url,
+      token: this.opts.token,
+      connection: m.connection,
+      logger: this.opts.logger,
+      onStream: (header, stream) => services.handle(header, stream),
+    });
+    this.network.start().catch((err: unknown) => this.opts.logger.error({ err: (err as Error).message }, "the agent's network did not start: peers cannot reach it"));
   }
 
   /** Metadata commands, listening ports and app health, reported as they change. */
@@ -113,6 +139,14 @@ export class Agent {
           for (const [k, v] of Object.entries(health)) if (!this.appHealth.has(k)) this.appHealth.set(k, v);
           throw err;
         });
+      }
+      if (this.services) {
+        const stats = this.services.stats();
+        const key = `${stats.connections} ${JSON.stringify(stats.sessions)}`;
+        if (key !== this.statsSent.key || Date.now() - this.statsSent.at >= STATS_INTERVAL_MS) {
+          await this.conn.call("stats", stats);
+          this.statsSent = { key, at: Date.now() };
+        }
       }
       if (this.ports !== undefined && this.ports !== this.portsSent) {
         const ports = this.ports;
@@ -198,6 +232,7 @@ export class Agent {
     if (this.outbox.dropped) this.opts.logger.warn({ dropped: this.outbox.dropped }, "log lines were dropped while coderd was unreachable");
     clearInterval(this.pinger);
     clearInterval(this.reporter);
+    this.network?.close();
     for (const stop of this.stoppers) stop();
     this.stopSending.abort();
     this.conn.close();

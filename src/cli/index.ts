@@ -207,6 +207,29 @@ export function buildProgram(): Command {
     .option("--agent <name>", "only this agent")
     .action(workspacesModule("logs"));
 
+  program
+    .command("ssh")
+    .argument("<workspace>", "<workspace>[.<agent>] or <owner>/<workspace>[.<agent>]")
+    .argument("[command...]", "run this command instead of a login shell (exits with its status); put it after --")
+    .description("Start an SSH session with a workspace over its encrypted tunnel.")
+    .option("--stdio", "carry the SSH stream on stdin/stdout (for OpenSSH's ProxyCommand)")
+    .option("-A, --forward-agent", "forward the local SSH agent (SSH_AUTH_SOCK)")
+    .option("-R, --remote-forward <spec>", "[bind:]remote_port:local_host:local_port (repeatable)", collect)
+    .option("-e, --env <NAME=value>", "set a variable in the session (repeatable)", collect)
+    .option("--no-wait", "do not wait for the agent to connect and finish starting")
+    .action(lazy(() => import("./commands/ssh.js")));
+
+  program
+    .command("config-ssh")
+    .description("Add a Host entry per workspace to ~/.ssh/config (ssh coder.<workspace>), in a managed block.")
+    .option("--ssh-config-file <path>", "the SSH config to change (env: CODER_SSH_CONFIG_FILE, default: ~/.ssh/config)")
+    .option("-o, --ssh-option <option>", 'an extra option for each host, e.g. "ForwardAgent yes" (repeatable)', collect)
+    .option("--ssh-host-prefix <prefix>", "prefix of the Host aliases", "coder.")
+    .option("-n, --dry-run", "print the config that would be written, change nothing")
+    .option("--remove", "remove the managed block")
+    .option("-y, --yes", "do not ask for confirmation")
+    .action(lazy(() => import("./commands/config-ssh.js")));
+
   const provisioner = program.command("provisioner").description("Run and inspect provisioner daemons.");
   provisioner
     .command("start")

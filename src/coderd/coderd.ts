@@ -12,10 +12,13 @@ import * as agents from "./routes/agents.js";
 import * as authentication from "./routes/authentication.js";
 import { startBuiltinDaemons, type BuiltinDaemons } from "./provisionerdserver/builtin.js";
 import { ProvisionerdServer } from "./provisionerdserver/server.js";
+import { RelayServer } from "../tailnet/index.js";
+import { Coordinator } from "./tailnet/coordinator.js";
 import * as buildinfo from "./routes/buildinfo.js";
 import * as files from "./routes/files.js";
 import * as organizations from "./routes/organizations.js";
 import * as provisionerdaemons from "./routes/provisionerdaemons.js";
+import * as tailnet from "./routes/tailnet.js";
 import * as templates from "./routes/templates.js";
 import * as tokens from "./routes/tokens.js";
 import * as users from "./routes/users.js";
@@ -105,9 +108,12 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
     pendingTimeoutMs: opts.provisionerJobPendingTimeoutMs,
   });
   await ctx.provisionerd.start();
+  ctx.coordinator = new Coordinator(opts.store, opts.pubsub, opts.logger.child({ component: "coordinator" }));
+  await ctx.coordinator.start();
+  ctx.relayServer = opts.relay.embedded ? new RelayServer({ logger: opts.logger.child({ component: "relay" }) }) : undefined;
 
   const router = new Router(app, ctx);
-  for (const mod of [buildinfo, authentication, users, tokens, organizations, templates, workspaces, provisionerdaemons, agents]) mod.register(router, ctx);
+  for (const mod of [buildinfo, authentication, users, tokens, organizations, templates, workspaces, provisionerdaemons, agents, tailnet]) mod.register(router, ctx);
   // Archives are the only non-JSON bodies, accepted on the upload route alone.
   await app.register(async (scope) => {
     scope.addContentTypeParser(files.ARCHIVE_CONTENT_TYPES, { parseAs: "buffer", bodyLimit: opts.maxFileBytes }, (_req, body, done) => done(null, body));
@@ -144,6 +150,8 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
         clearInterval(sweep);
         clearTimeout(force);
         authCache.stop();
+        ctx.relayServer?.close();
+        await ctx.coordinator.stop();
       }
     },
   };

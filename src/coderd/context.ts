@@ -1,8 +1,10 @@
 // What every route handler can reach: the store, the settings and the logger.
 import type { Logger } from "pino";
 import type { Pubsub, Store } from "../database/index.js";
+import type { RelayMap, RelayServer } from "../tailnet/index.js";
 import type { AgentWrites } from "./agents/writes.js";
 import type { ApiKeyCache } from "./auth/api-key-cache.js";
+import type { Coordinator } from "./tailnet/coordinator.js";
 import type { ProvisionerdServer } from "./provisionerdserver/server.js";
 
 export interface CoderdOptions {
@@ -25,6 +27,20 @@ export interface CoderdOptions {
   cacheDir: string;
   provisionerJobHangTimeoutMs: number;
   provisionerJobPendingTimeoutMs: number;
+  relay: RelayOptions;
+}
+
+/** The relays peers use: this server's embedded one and any from a custom relay map. */
+export interface RelayOptions {
+  /** Serve /derp here and put this server's region in the map. */
+  embedded: boolean;
+  regionId: number;
+  regionCode: string;
+  regionName: string;
+  /** From --derp-config-path / --derp-config-url. */
+  custom?: RelayMap;
+  /** Peers never use direct paths. */
+  blockDirect: boolean;
 }
 
 export type Ctx = CoderdOptions & {
@@ -32,4 +48,7 @@ export type Ctx = CoderdOptions & {
   authCache: ApiKeyCache;
   provisionerd: ProvisionerdServer;
   agentWrites: AgentWrites;
+  coordinator: Coordinator;
+  /** The embedded relay (undefined when --derp-server-enable=false). */
+  relayServer: RelayServer | undefined;
 };

@@ -5,3 +5,5 @@ export const workspaceChannel = (workspaceId: string) => `workspace:${workspaceI
 export const agentLogsChannel = (agentId: string) => `agent_logs:${agentId}`;
 /** Payload on a log channel when its source will write no more (a job ended, an agent is off). */
 export const JOB_ENDED = "end";
+/** Payload "<agent id> <peer id>": a peer around that agent connected, changed or left. */
+export const CHANNEL_TAILNET = "tailnet";

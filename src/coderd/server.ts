@@ -1,5 +1,6 @@
 // What `coder server` runs: validate settings, bring up the database (embedded or external),
 // migrate, serve, and shut down in order.
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { type DeploymentValues, type OptionError, serverOptions, optionName } from "../codersdk/index.js";
 import {
@@ -14,6 +15,7 @@ import {
   type EmbeddedInstance,
 } from "../database/index.js";
 import type { Logger } from "../logging/index.js";
+import { parseRelayMap, type RelayMap } from "../tailnet/index.js";
 import { createCoderd, type Coderd } from "./coderd.js";
 
 /** A setting that cannot work; the message names the flag and the variable. */
@@ -111,6 +113,14 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
       provisionerDaemonPsk: values.provisionerDaemonPsk,
       provisionerJobHangTimeoutMs: values.provisionerJobHangTimeoutMs,
       provisionerJobPendingTimeoutMs: values.provisionerJobPendingTimeoutMs,
+      relay: {
+        embedded: values.derpServerEnable,
+        regionId: values.derpServerRegionId,
+        regionCode: values.derpServerRegionCode,
+        regionName: values.derpServerRegionName,
+        custom: await loadCustomRelayMap(values),
+        blockDirect: values.blockDirect,
+      },
     });
     let bound: { host: string; port: number };
     try {
@@ -144,4 +154,37 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
     await cleanup();
     throw err;
   }
+}
+
+/** The relay map of --derp-config-path or --derp-config-url, checked before anything starts. */
+async function loadCustomRelayMap(values: DeploymentValues): Promise<RelayMap | undefined> {
+  let map: RelayMap | undefined;
+  if (values.derpConfigPath) {
+    let text: string;
+    try {
+      text = readFileSync(values.derpConfigPath, "utf8");
+    } catch (err) {
+      throw new ConfigError(`${opt("derpConfigPath")}: cannot read ${values.derpConfigPath}: ${(err as Error).message}`);
+    }
+    try {
+      map = parseRelayMap(text, values.derpConfigPath);
+    } catch (err) {
+      throw new ConfigError(`${opt("derpConfigPath")}: ${(err as Error).message}`);
+    }
+  } else if (values.derpConfigUrl) {
+    try {
+      const res = await fetch(values.derpConfigUrl, { signal: AbortSignal.timeout(10_000) });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      map = parseRelayMap(await res.text(), values.derpConfigUrl);
+    } catch (err) {
+      throw new ConfigError(`${opt("derpConfigUrl")}: cannot load the relay map: ${(err as Error).message}`);
+    }
+  }
+  if (!values.derpServerEnable && !map) {
+    throw new ConfigError(`${opt("derpServerEnable")}: with the embedded relay disabled, a relay map is needed (${opt("derpConfigPath")} or ${opt("derpConfigUrl")})`);
+  }
+  if (map && values.derpServerEnable && map.Regions[String(values.derpServerRegionId)]) {
+    throw new ConfigError(`${opt("derpServerRegionId")}: region ${values.derpServerRegionId} is also in the custom relay map; give the embedded relay another region ID`);
+  }
+  return map;
 }

@@ -2,6 +2,7 @@
 import WebSocket from "ws";
 import { CoderSDKError } from "./errors.js";
 import type {
+  AgentConnectionInfo,
   APIKey,
   AssignableRole,
   BuildInfo,
@@ -355,6 +356,10 @@ export class Client {
   }
 
   // Workspace agents
+  /** The relays, and whether direct paths are allowed: what a client needs to reach agents. */
+  agentConnectionInfo() {
+    return this.request<AgentConnectionInfo>("GET", "/api/v2/workspaceagents/connection");
+  }
   workspaceAgent(id: string) {
     return this.request<WorkspaceAgent>("GET", `/api/v2/workspaceagents/${enc(id)}`);
   }

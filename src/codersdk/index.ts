@@ -3,3 +3,9 @@ export { CoderSDKError, isCoderSDKError } from "./errors.js";
 export * from "./deployment.js";
 export * from "./duration.js";
 export type * from "./types.js";
+export type { AgentConn, AgentConnOptions, AgentPath } from "./agent-conn.js";
+
+/** Connects to a workspace agent; the networking code loads only when a command needs it. */
+export async function dialAgent(...args: Parameters<typeof import("./agent-conn.js").dialAgent>): Promise<import("./agent-conn.js").AgentConn> {
+  return (await import("./agent-conn.js")).dialAgent(...args);
+}

@@ -1,4 +1,5 @@
 // The API's wire types, shared by coderd (which produces them) and every client.
+import type { RelayMap } from "../tailnet/index.js";
 
 export interface ValidationError {
   field: string;
@@ -324,6 +325,12 @@ export interface AgentStats {
   tx_bytes: number;
 }
 
+/** What a client needs before it connects to agents: the relays, and whether direct paths are allowed. */
+export interface AgentConnectionInfo {
+  relay_map: RelayMap;
+  disable_direct_connections: boolean;
+}
+
 export interface ListeningPortsResponse {
   ports: Array<{ port: number; network: string; process_name: string }>;
 }
@@ -351,6 +358,8 @@ export interface AgentManifest {
   shutdown_script: string;
   apps: WorkspaceApp[];
   metadata: Array<{ key: string; display_name: string; script: string; interval: number; timeout: number }>;
+  /** The relays, and whether direct paths are off deployment-wide. */
+  connection: AgentConnectionInfo;
 }
 
 export interface WorkspaceResource {

@@ -240,6 +240,23 @@ export interface WorkspaceAgentsTable {
   stats_updated_at: NullableTimestamp;
 }
 
+export interface TailnetCoordinatorsTable {
+  id: string;
+  heartbeat_at: Generated<Date>;
+}
+
+export interface TailnetPeersTable {
+  id: string;
+  kind: "agent" | "client";
+  agent_id: string;
+  coordinator_id: string;
+  /** { key, preferred_relay, endpoints } as the peer last described itself. */
+  node: ColumnType<unknown, string | null, string | null> | null;
+  updated_at: Generated<Date>;
+}
+
+export type TailnetPeer = Selectable<TailnetPeersTable>;
+
 /** What an agent reports of its peers' use of it, every stats interval. */
 export interface AgentStatsReport {
   connections: number;
@@ -288,6 +305,8 @@ export interface DB {
   workspace_apps: WorkspaceAppsTable;
   workspace_agent_logs: WorkspaceAgentLogsTable;
   site_configs: SiteConfigsTable;
+  tailnet_coordinators: TailnetCoordinatorsTable;
+  tailnet_peers: TailnetPeersTable;
   organizations: OrganizationsTable;
   users: UsersTable;
   organization_members: OrganizationMembersTable;

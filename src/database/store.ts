@@ -9,6 +9,7 @@ import * as organizations from "./queries/organizations.js";
 import * as provisionerDaemons from "./queries/provisioner-daemons.js";
 import * as provisionerJobs from "./queries/provisioner-jobs.js";
 import * as siteConfigs from "./queries/site-configs.js";
+import * as tailnet from "./queries/tailnet.js";
 import * as templates from "./queries/templates.js";
 import * as users from "./queries/users.js";
 import * as workspaceAgents from "./queries/workspace-agents.js";
@@ -22,6 +23,7 @@ const queries = {
   ...provisionerDaemons,
   ...provisionerJobs,
   ...siteConfigs,
+  ...tailnet,
   ...templates,
   ...users,
   ...workspaceAgents,

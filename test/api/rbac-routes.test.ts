@@ -258,6 +258,15 @@ const CASES: Case[] = [
   { method: "GET", route: "/api/v2/workspaceagents/:id", path: (f) => `/api/v2/workspaceagents/${f.agentId}`, expect: [401, 404, 404, 200, 404, 200] },
   { method: "GET", route: "/api/v2/workspaceagents/:id/listening-ports", path: (f) => `/api/v2/workspaceagents/${f.agentId}/listening-ports`, expect: [401, 404, 404, 200, 404, 200] },
   { method: "GET", route: "/api/v2/workspaceagents/:id/logs", path: (f) => `/api/v2/workspaceagents/${f.agentId}/logs`, expect: [401, 404, 404, 200, 404, 200] },
+  // Coordination: agents with their token only; a user needs "ssh" on the workspace (a template
+  // admin may read it but not reach it). Allowed callers get 400 here: the route wants a WebSocket.
+  { method: "GET", route: "/api/v2/workspaceagents/me/coordinate", path: () => "/api/v2/workspaceagents/me/coordinate", expect: [401, 401, 401, 401, 401, 401] },
+  { method: "GET", route: "/api/v2/workspaceagents/:id/coordinate", path: (f) => `/api/v2/workspaceagents/${f.agentId}/coordinate`, expect: [401, 404, 404, 403, 404, 400] },
+  { method: "GET", route: "/api/v2/workspaceagents/connection", path: () => "/api/v2/workspaceagents/connection", expect: [401, 200, 200, 200, 200, 200] },
+  { method: "GET", route: "/api/v2/derp-map", path: () => "/api/v2/derp-map", expect: [401, 200, 200, 200, 200, 200] },
+  // The relay authenticates peers by their keys, inside the WebSocket.
+  { method: "GET", route: "/derp", path: () => "/derp", expect: [400, 400, 400, 400, 400, 400] },
+  { method: "GET", route: "/derp/latency-check", path: () => "/derp/latency-check", expect: [200, 200, 200, 200, 200, 200] },
 ];
 
 /** The same routes on one's own user: everyone who is logged in may do these. */

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { onTestFinished } from "vitest";
 import { Client } from "../../src/codersdk/index.js";
-import { AUTH_INVALIDATE_CHANNEL, createCoderd, type Coderd } from "../../src/coderd/index.js";
+import { AUTH_INVALIDATE_CHANNEL, createCoderd, type Coderd, type RelayOptions } from "../../src/coderd/index.js";
 import { openDatabase, type Database } from "../../src/database/index.js";
 import { createTestDatabase } from "./database.js";
 
@@ -36,6 +36,7 @@ export interface TestServerOptions {
   databaseUrl?: string;
   /** A fixed port (to restart a server where its agents expect it). */
   port?: number;
+  relay?: Partial<RelayOptions>;
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -57,6 +58,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     provisionerDaemonPsk: opts.provisionerDaemonPsk ?? "",
     provisionerJobHangTimeoutMs: opts.provisionerJobHangTimeoutMs ?? 5 * 60_000,
     provisionerJobPendingTimeoutMs: opts.provisionerJobPendingTimeoutMs ?? 30 * 60_000,
+    relay: { embedded: true, regionId: 999, regionCode: "coder", regionName: "Coder Embedded Relay", blockDirect: false, ...opts.relay },
   });
   const { port } = await coderd.listen("127.0.0.1", opts.port ?? 0);
   const url = `http://127.0.0.1:${port}`;

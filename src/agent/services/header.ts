@@ -24,7 +24,10 @@ const tcp = z.object({
   port: z.number().int().min(1).max(65_535),
 });
 
-export const streamHeaderSchema = z.discriminatedUnion("service", [ssh, pty, speedtest, tcp]);
+// `coder ping`: the agent echoes what it reads, so one byte there and back is one round trip.
+const ping = z.object({ service: z.literal("ping") });
+
+export const streamHeaderSchema = z.discriminatedUnion("service", [ssh, pty, speedtest, tcp, ping]);
 
 export type StreamHeader = z.infer<typeof streamHeaderSchema>;
 export type PtyHeader = z.infer<typeof pty>;

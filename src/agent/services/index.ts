@@ -16,7 +16,7 @@ export { runSpeedtest, serveSpeedtest, type SpeedtestOptions, type SpeedtestRequ
 
 export type SessionKind = "ssh" | "reconnecting_pty" | "speedtest" | "tcp";
 
-const KIND: Record<ServiceName, SessionKind> = { ssh: "ssh", pty: "reconnecting_pty", speedtest: "speedtest", tcp: "tcp" };
+const KIND: Record<Exclude<ServiceName, "ping">, SessionKind> = { ssh: "ssh", pty: "reconnecting_pty", speedtest: "speedtest", tcp: "tcp" };
 
 export interface AgentServicesOptions {
   /** The SSH server (AgentSshServer), which serves an SSH connection over a stream. */
@@ -60,6 +60,11 @@ export class AgentServices {
       stream.destroy();
       return;
     }
+    if (h.service === "ping") {
+      // Round trips only: not a session, and not worth a stats line.
+      stream.pipe(stream);
+      return;
+    }
     this.track(stream, KIND[h.service]);
     let served: Promise<void>;
     try {
@@ -73,7 +78,7 @@ export class AgentServices {
     });
   }
 
-  private dispatch(h: StreamHeader, stream: Duplex): Promise<void> {
+  private dispatch(h: Exclude<StreamHeader, { service: "ping" }>, stream: Duplex): Promise<void> {
     switch (h.service) {
       case "ssh":
         return this.opts.ssh.handle(stream);

@@ -7,18 +7,9 @@ import { outputFormat, render, shortTime, type Column } from "../output.js";
 import { completeParameters } from "../parameters.js";
 import { ask, interactive } from "../prompt.js";
 import { authenticatedClient, type GlobalOptions } from "../session.js";
+import { workspaceByRef } from "../workspace-target.js";
 
 const label = (w: Pick<Workspace, "owner_name" | "name">) => `${w.owner_name}/${w.name}`;
-
-async function workspaceByRef(client: Client, ref: string): Promise<Workspace> {
-  const { owner, name } = parseWorkspaceRef(ref);
-  try {
-    return await client.workspaceByOwnerAndName(owner, name);
-  } catch (err) {
-    if (isCoderSDKError(err, 404)) throw new CliError(`No workspace "${ref}"${owner === "me" ? "" : ` owned by ${owner}`}. List yours with: coder list`);
-    throw err;
-  }
-}
 
 async function chooseTemplate(client: Client, org: string, name: string | undefined): Promise<Template> {
   if (name) {

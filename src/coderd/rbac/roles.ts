@@ -2,8 +2,9 @@
 // site (any object), org (objects of an organization where the subject holds the role) and
 // user (objects the subject owns).
 
-export type Action = "create" | "read" | "update" | "delete" | "update_personal";
-export const ALL_ACTIONS: readonly Action[] = ["create", "read", "update", "delete", "update_personal"];
+// "ssh": reach a workspace's agents over the tunnel (SSH, port forwarding, terminal, apps).
+export type Action = "create" | "read" | "update" | "delete" | "update_personal" | "ssh";
+export const ALL_ACTIONS: readonly Action[] = ["create", "read", "update", "delete", "update_personal", "ssh"];
 
 export type ResourceType =
   | "user"

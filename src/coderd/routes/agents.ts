@@ -15,6 +15,7 @@ import { followedJobs, followRows, listAfter, logsQuery } from "../jobs/logs.js"
 import { presentResources } from "../present.js";
 import { agentLogsChannel, JOB_ENDED, workspaceChannel } from "../pubsub-channels.js";
 import * as s from "./schemas.js";
+import { connectionInfo } from "./tailnet.js";
 
 const LIFECYCLE = ["created", "starting", "ready", "start_error", "start_timeout", "shutting_down", "off", "shutdown_error", "shutdown_timeout"] as const;
 const MAX_LOG_LINES_PER_BATCH = 1000;
@@ -103,6 +104,7 @@ export function register(r: Router, ctx: Ctx): void {
         shutdown_script: agent.shutdown_script,
         apps,
         metadata: agent.metadata as sdk.AgentManifest["metadata"],
+        connection: connectionInfo(ctx),
       };
     },
   });

@@ -1,0 +1,117 @@
+// The agent's side of the network: an identity, a home relay, a listener for direct paths, and
+// the coordinator connection that says which clients may reach it. Every session, relayed or
+// direct, is end-to-end encrypted and accepted only from a key the coordinator announced; its
+// streams go to the agent's services (SSH, PTYs, speed test, TCP dial).
+import { createServer, type Server, type Socket } from "node:net";
+import { networkInterfaces } from "node:os";
+import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
+import type { AgentConnectionInfo } from "../codersdk/index.js";
+import {
+  CoordinationClient,
+  encodeKey,
+  generateKeyPair,
+  pickHomeRegion,
+  RelayClient,
+  relayNodeUrl,
+  Session,
+  type KeyPair,
+} from "../tailnet/index.js";
+
+const ANNOUNCE_GRACE_MS = 5_000;
+
+export interface AgentNetworkOptions {
+  coderUrl: string;
+  token: string;
+  connection: AgentConnectionInfo;
+  logger: Logger;
+  /** Serves one stream of a session. */
+  onStream(header: unknown, stream: Duplex): void;
+}
+
+/** Addresses a client may dial directly: every interface's IPv4 address. */
+function directEndpoints(port: number): string[] {
+  const out: string[] = [];
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === "IPv4") out.push(`tcp:${a.address}:${port}`);
+  }
+  return out;
+}
+
+export class AgentNetwork {
+  readonly keyPair: KeyPair = generateKeyPair();
+  private readonly allowed = new Set<string>();
+  private readonly sessions = new Set<Session>();
+  private coordination: CoordinationClient | undefined;
+  private relay: RelayClient | undefined;
+  private listener: Server | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: AgentNetworkOptions) {
+    this.log = opts.logger.child({ component: "network" });
+  }
+
+  async start(): Promise<void> {
+    const { connection } = this.opts;
+    const region = await pickHomeRegion(connection.relay_map);
+    let endpoints: string[] = [];
+    if (!connection.disable_direct_connections && !process.env.CODER_BLOCK_DIRECT) {
+      this.listener = createServer((socket) => this.accept(socket, "direct"));
+      await new Promise<void>((res, rej) => this.listener!.once("error", rej).listen(0, "0.0.0.0", () => res()));
+      endpoints = directEndpoints((this.listener.address() as { port: number }).port);
+    }
+    if (region) {
+      this.relay = new RelayClient({ url: relayNodeUrl(region.Nodes[0]!), keyPair: this.keyPair, logger: this.log });
+      this.relay.on("conn", (_key, stream) => this.accept(stream, "relay"));
+      this.relay.on("disconnected", (err) => this.log.warn({ err: err.message }, "lost the relay; reconnecting"));
+      void this.relay.connect().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, "connecting to the relay failed; retrying"));
+    }
+    this.coordination = new CoordinationClient({ url: new URL("/api/v2/workspaceagents/me/coordinate", this.opts.coderUrl).toString(), token: this.opts.token, logger: this.log });
+    this.coordination.on("peers", (peers) => {
+      this.allowed.clear();
+      for (const p of peers.values()) if (p.kind === "client") this.allowed.add(p.node.key);
+    });
+    this.coordination.start();
+    this.coordination.setNode({ key: encodeKey(this.keyPair.publicKey), preferred_relay: region?.RegionID ?? 0, endpoints });
+    this.log.info({ relay_region: region?.RegionID, endpoints }, "network ready");
+  }
+
+  private accept(transport: Duplex | Socket, path: "relay" | "direct"): void {
+    transport.on("error", () => {});
+    const session = Session.accept(transport, { keyPair: this.keyPair, allow: (key) => this.isAllowed(encodeKey(key)) });
+    this.sessions.add(session);
+    session.on("stream", (header, stream) => this.opts.onStream(header, stream));
+    session.ready.then(
+      () => this.log.debug({ path, peer: session.remotePublicKey && encodeKey(session.remotePublicKey) }, "session started"),
+      (err: Error) => this.log.debug({ path, err: err.message }, "session refused"),
+    );
+    session.on("close", () => this.sessions.delete(session));
+  }
+
+  /**
+   * A client dials right after telling the coordinator its key, so the news may still be on its
+   * way here: an unknown key gets a few seconds to be announced before it is refused.
+   */
+  private isAllowed(key: string): boolean | Promise<boolean> {
+    if (this.allowed.has(key)) return true;
+    const coordination = this.coordination;
+    if (!coordination) return false;
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        coordination.off("peers", check);
+        resolve(ok);
+      };
+      const check = () => this.allowed.has(key) && done(true);
+      const timer = setTimeout(() => done(false), ANNOUNCE_GRACE_MS);
+      coordination.on("peers", check);
+    });
+  }
+
+  close(): void {
+    this.coordination?.close();
+    this.relay?.close();
+    this.listener?.close();
+    for (const s of this.sessions) s.close();
+  }
+}

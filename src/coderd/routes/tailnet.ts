@@ -1,0 +1,84 @@
+// Networking routes: the coordinator's WebSockets (agents and clients), the relay map, and the
+// connection info clients start from.
+import type { FastifyRequest } from "fastify";
+import type * as sdk from "../../codersdk/index.js";
+import { embeddedRegion, type RelayMap } from "../../tailnet/index.js";
+import type { Ctx } from "../context.js";
+import { requireAgent } from "../httpapi/agent-auth.js";
+import { authorizeObject } from "../httpapi/authz.js";
+import { NotFoundError } from "../httpapi/errors.js";
+import type { Router } from "../httpapi/route.js";
+import * as s from "./schemas.js";
+
+/** The agent a client coordinates with, resolved and authorized before the upgrade. */
+const coordinatedAgents = new WeakMap<FastifyRequest, string>();
+
+/** The relays of this deployment: the custom map's regions and, unless disabled, this server's own. */
+export function relayMap(ctx: Ctx): RelayMap {
+  const r = ctx.relay;
+  const regions = { ...r.custom?.Regions };
+  if (r.embedded) regions[String(r.regionId)] = embeddedRegion(ctx.accessUrl, r.regionId, r.regionCode, r.regionName);
+  return { Regions: regions };
+}
+
+export function connectionInfo(ctx: Ctx): sdk.AgentConnectionInfo {
+  return { relay_map: relayMap(ctx), disable_direct_connections: ctx.relay.blockDirect };
+}
+
+export function register(r: Router, ctx: Ctx): void {
+  r.add({
+    method: "GET",
+    url: "/api/v2/workspaceagents/me/coordinate",
+    auth: "agent",
+    websocket: (socket, req) => ctx.coordinator.serveAgent(socket, requireAgent(req).agent.id),
+  });
+
+  r.add({
+    method: "GET",
+    url: "/api/v2/workspaceagents/:id/coordinate",
+    auth: "user",
+    preHandler: async (req) => {
+      const id = (req.params as { id: string }).id;
+      const agent = s.UUID_RE.test(id) ? await ctx.store.getWorkspaceAgentById(id) : undefined;
+      const workspaceId = agent && (await ctx.store.getWorkspaceIdByAgent(agent.id));
+      const workspace = workspaceId && (await ctx.store.getWorkspaceById(workspaceId, true));
+      if (!agent || !workspace) throw new NotFoundError();
+      authorizeObject(req, "ssh", { type: "workspace", id: workspace.id, ownerId: workspace.owner_id, orgId: workspace.organization_id });
+      coordinatedAgents.set(req, agent.id);
+    },
+    websocket: (socket, req) => ctx.coordinator.serveClient(socket, coordinatedAgents.get(req)!),
+  });
+
+  // The embedded relay. Peers authenticate by proving their key inside the WebSocket, so the
+  // route itself is open; a relay carries only ciphertext between keys.
+  r.add({
+    method: "GET",
+    url: "/derp",
+    auth: "public",
+    preHandler: async () => {
+      if (!ctx.relayServer) throw new NotFoundError("The embedded relay is disabled on this server (--derp-server-enable=false).");
+    },
+    websocket: (socket, req) => ctx.relayServer!.accept(socket, req.ip),
+  });
+
+  r.add({
+    method: "GET",
+    url: "/derp/latency-check",
+    auth: "public",
+    handler: async (_req, reply) => reply.code(200).type("text/plain").send(""),
+  });
+
+  r.add({
+    method: "GET",
+    url: "/api/v2/derp-map",
+    auth: "user",
+    handler: async (): Promise<RelayMap> => relayMap(ctx),
+  });
+
+  r.add({
+    method: "GET",
+    url: "/api/v2/workspaceagents/connection",
+    auth: "user",
+    handler: async (): Promise<sdk.AgentConnectionInfo> => connectionInfo(ctx),
+  });
+}
