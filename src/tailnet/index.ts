@@ -6,3 +6,4 @@ export { pickHomeRegion } from "./home-region.js";
 export { decodeKey, encodeKey, generateKeyPair, type KeyPair } from "./keys.js";
 export { RelayClient, RelayServer, type RelayClientOptions, type RelayServerOptions, type RelayStats } from "./relay/index.js";
 export { Session, type SessionStream } from "./session/index.js";
+export { AgentConn, type AgentConnOptions, type AgentPath, type Coordination } from "./agent-conn.js";
