@@ -4,6 +4,7 @@
 import { runAgentBenchmark } from "./agent.js";
 import { runApiBenchmark } from "./api.js";
 import { runProvisionBenchmark } from "./provision.js";
+import { runTunnelBenchmark } from "./tunnel.js";
 
 interface Benchmark {
   name: string;
@@ -14,6 +15,7 @@ const benchmarks: Benchmark[] = [
   { name: "api", run: runApiBenchmark },
   { name: "provision", run: runProvisionBenchmark },
   { name: "agent", run: runAgentBenchmark },
+  { name: "tunnel", run: runTunnelBenchmark },
 ];
 // BENCH=provision runs one benchmark by name.
 const only = process.env.BENCH;

@@ -220,6 +220,32 @@ export function buildProgram(): Command {
     .action(lazy(() => import("./commands/ssh.js")));
 
   program
+    .command("port-forward")
+    .alias("tunnel")
+    .argument("<workspace>", "<workspace>[.<agent>] or <owner>/<workspace>[.<agent>]")
+    .description("Forward local TCP ports to ports inside a workspace over its encrypted tunnel, until Ctrl-C.")
+    .option("--tcp <spec>", "[bind:]local:remote, e.g. 8080:80, 127.0.0.1:8080:80 or 8000-8005:9000-9005; comma-separated or repeated", collect)
+    .action(lazy(() => import("./commands/port-forward.js")));
+
+  program
+    .command("speedtest")
+    .argument("<workspace>", "<workspace>[.<agent>] or <owner>/<workspace>[.<agent>]")
+    .description("Measure the latency and throughput between you and a workspace.")
+    .option("-t, --time <duration>", "how long the throughput test runs (100ms to 1m)", "5s")
+    .option("--direction <direction>", "down (workspace to you) or up (you to workspace)", "down")
+    .addOption(output())
+    .action(lazy(() => import("./commands/speedtest.js")));
+
+  program
+    .command("ping")
+    .argument("<workspace>", "<workspace>[.<agent>] or <owner>/<workspace>[.<agent>]")
+    .description("Ping a workspace's agent over its tunnel and show which path (direct or relay) each round trip took.")
+    .option("-n, --num <n>", "how many pings (0: until Ctrl-C)", "10")
+    .option("-t, --timeout <duration>", "how long to wait for each pong", "5s")
+    .option("--wait <duration>", "pause between pings", "1s")
+    .action(lazy(() => import("./commands/ping.js")));
+
+  program
     .command("config-ssh")
     .description("Add a Host entry per workspace to ~/.ssh/config (ssh coder.<workspace>), in a managed block.")
     .option("--ssh-config-file <path>", "the SSH config to change (env: CODER_SSH_CONFIG_FILE, default: ~/.ssh/config)")

@@ -7,3 +7,4 @@ export { decodeKey, encodeKey, generateKeyPair, type KeyPair } from "./keys.js";
 export { RelayClient, RelayServer, type RelayClientOptions, type RelayServerOptions, type RelayStats } from "./relay/index.js";
 export { Session, type SessionStream } from "./session/index.js";
 export { AgentConn, type AgentConnOptions, type AgentPath, type Coordination } from "./agent-conn.js";
+export { runSpeedtest, sendFor, type SpeedtestOptions, type SpeedtestRequest, type SpeedtestResult } from "./speedtest-client.js";

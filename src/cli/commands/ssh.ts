@@ -117,11 +117,18 @@ async function interactive(stream: Duplex, hostKey: string, command: string[], o
   channel.pipe(process.stdout);
   channel.stderr.pipe(process.stderr);
   try {
-    return await new Promise<number>((resolve) => {
-      let code = 0;
+    return await new Promise<number>((resolve, reject) => {
+      let code: number | undefined;
+      let lost: Error | undefined;
+      ssh.on("error", (err) => (lost ??= err));
       channel.on("exit", (c: number | null, signal?: string) => (code = c ?? (signal ? 128 + 1 : 255)));
-      channel.on("close", () => resolve(code));
-      ssh.on("close", () => resolve(code || 255));
+      const end = () => {
+        if (code !== undefined) return resolve(code);
+        // The session ended without an exit status: the tunnel (or the agent) went away.
+        reject(new CliError(`lost the connection to the agent${lost ? `: ${lost.message}` : ""}`));
+      };
+      channel.on("close", end);
+      ssh.on("close", end);
     });
   } finally {
     if (tty) {

@@ -1,0 +1,749 @@
+// Tunnel benchmark: bulk throughput (both directions) and request/response latency through
+//   raw     loopback TCP, straight to the target (the ceiling);
+//   openssh OpenSSH's own `ssh -L` port forward through a throwaway Debian sshd on loopback;
+//   relay   our encrypted tunnel through the server's relay (dialAgent with blockDirect);
+//   direct  our encrypted tunnel on the direct path to the agent.
+// The target is one TCP server in a separate node process on 127.0.0.1 (this file, run with
+// "serve"): the first byte a connection sends picks what it does: 'U' sink (counts what arrives
+// and sends back [u64 bytes][f64 its clock in ms] every 50 ms, so upload is measured where the
+// bytes land, not where they were buffered), 'D' source (sends as fast as the socket takes) or
+// 'E' echo. This process is the client end of every mode; the agent (a real workspace of a real
+// `coder server`, local driver) dials the target on 127.0.0.1 through its tcp service.
+// Everything shares one machine: every mode runs while the server and agent idle in the
+// background, and the CPU each process used during each bulk test is reported next to it.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Socket } from "node:net";
+import { cpus, tmpdir, userInfo } from "node:os";
+import { dirname, join } from "node:path";
+import type { Duplex } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { packDirectory } from "../src/archive/index.js";
+import { Client, dialAgent, type AgentConn } from "../src/codersdk/index.js";
+import { EXAMPLE_TEMPLATE } from "../src/provisioners/index.js";
+import { delay, envSeconds, exited, freePort, log as logAs, percentile, ServerProcess, tail, within } from "./lib.js";
+
+const log = (msg: string) => logAs("tunnel", msg);
+const PASSWORD = "BenchmarkPassword!1";
+const CHUNK_BYTES = 256 * 1024;
+const PING_BYTES = 64;
+const WARMUP_MS = 500;
+const WARMUP_ROUNDTRIPS = 200;
+/** Pause after each test so buffers still in flight drain before the next one starts. */
+const SETTLE_MS = 500;
+
+// ---------------------------------------------------------------------------------------------
+// The target server (its own process: `node tunnel.js serve`, prints its port on stdout).
+
+function serve(): void {
+  const chunk = Buffer.alloc(CHUNK_BYTES, 0x61);
+  const srv = createServer({ noDelay: true }, (sock) => {
+    sock.on("error", () => {});
+    let mode = 0;
+    let received = 0;
+    let ticker: NodeJS.Timeout | undefined;
+    sock.once("close", () => clearInterval(ticker));
+    sock.on("data", (d: Buffer) => {
+      if (mode === 0) {
+        mode = d[0]!;
+        d = d.subarray(1);
+        if (mode === 0x55 /* U */) {
+          ticker = setInterval(() => {
+            const ack = Buffer.allocUnsafe(16);
+            ack.writeBigUInt64BE(BigInt(received), 0);
+            ack.writeDoubleBE(performance.now(), 8);
+            sock.write(ack);
+          }, 50);
+        } else if (mode === 0x44 /* D */) {
+          const pump = () => {
+            while (!sock.destroyed && sock.write(chunk));
+          };
+          sock.on("drain", pump);
+          pump();
+        } else if (mode !== 0x45 /* E */) {
+          sock.destroy();
+          return;
+        }
+      }
+      if (mode === 0x55) received += d.length;
+      else if (mode === 0x45 && d.length) sock.write(d);
+    });
+  });
+  srv.listen(0, "127.0.0.1", () => process.stdout.write(`${(srv.address() as { port: number }).port}\n`));
+  process.on("SIGTERM", () => process.exit(0));
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === "serve") serve();
+
+async function startTarget(): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "serve"], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error("the target server did not start within 10s")), 10_000);
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /^(\d+)\n/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the target server exited (code ${code})`));
+    });
+  });
+  return { child, port };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements on any Duplex that reaches the target.
+
+type Dial = () => Promise<Duplex>;
+
+function dialTcp(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: "127.0.0.1", port, noDelay: true });
+    s.once("connect", () => {
+      s.off("error", reject);
+      resolve(s);
+    });
+    s.once("error", reject);
+  });
+}
+
+const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** CPU seconds (user + system) of a process, or of it and all its descendants. */
+function cpuSeconds(pid: number, tree = false): number {
+  const read = (p: number) => {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ");
+      return { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / 100 };
+    } catch {
+      return null;
+    }
+  };
+  if (!tree) return read(pid)?.cpu ?? 0;
+  const all = new Map<number, { ppid: number; cpu: number }>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const s = read(Number(name));
+    if (s) all.set(Number(name), s);
+  }
+  let total = 0;
+  for (const [p, s] of all) {
+    for (let q: number | undefined = p, hops = 0; q !== undefined && q > 0 && hops < 64; q = all.get(q)?.ppid, hops++) {
+      if (q === pid) {
+        total += s.cpu;
+        break;
+      }
+    }
+  }
+  return total;
+}
+
+/** Processes whose CPU use is reported during bulk tests: name → pid (and whether to count its children). */
+type Watched = Record<string, { pid: number; tree?: boolean }>;
+
+async function withCpu<T>(watched: Watched, fn: () => Promise<T>): Promise<{ result: T; cpu_percent: Record<string, number> }> {
+  const before = Object.fromEntries(Object.entries(watched).map(([k, w]) => [k, cpuSeconds(w.pid, w.tree)]));
+  const self0 = process.cpuUsage();
+  const t0 = performance.now();
+  const result = await fn();
+  const secs = (performance.now() - t0) / 1000;
+  const self = process.cpuUsage(self0);
+  const cpu_percent: Record<string, number> = { client: Math.round(((self.user + self.system) / 1e6 / secs) * 100) };
+  for (const [k, w] of Object.entries(watched)) cpu_percent[k] = Math.round(((cpuSeconds(w.pid, w.tree) - before[k]!) / secs) * 100);
+  return { result, cpu_percent };
+}
+
+interface Throughput {
+  gbit_per_s: number;
+  mbyte_per_s: number;
+  bytes: number;
+  seconds: number;
+  cpu_percent: Record<string, number>;
+}
+
+function streamFailure(s: Duplex): Promise<never> {
+  return new Promise((_, reject) => {
+    s.once("error", (err) => reject(err));
+    s.once("close", () => reject(new Error("the connection closed during the test")));
+  });
+}
+
+/** Client → target: writes as fast as the path takes; the rate is what the sink saw arrive. */
+async function upload(dial: Dial, seconds: number, watched: Watched): Promise<Throughput> {
+  const { result, cpu_percent } = await withCpu(watched, async () => {
+    const s = await dial();
+    const failed = streamFailure(s);
+    failed.catch(() => {});
+    const chunk = Buffer.alloc(CHUNK_BYTES, 0x62);
+    const start = performance.now();
+    const measureFrom = start + WARMUP_MS;
+    const measureTo = measureFrom + seconds * 1000;
+    let first: { bytes: number; ms: number } | undefined;
+    let last: { bytes: number; ms: number } | undefined;
+    let pending: Buffer = Buffer.alloc(0);
+    s.on("data", (d: Buffer) => {
+      pending = pending.length ? Buffer.concat([pending, d]) : d;
+      const now = performance.now();
+      while (pending.length >= 16) {
+        const ack = { bytes: Number(pending.readBigUInt64BE(0)), ms: pending.readDoubleBE(8) };
+        pending = pending.subarray(16);
+        if (now >= measureFrom && !first) first = ack;
+        if (now <= measureTo && first) last = ack;
+      }
+    });
+    let stopped = false;
+    const pump = () => {
+      while (!stopped && !s.destroyed && s.write(chunk));
+    };
+    s.on("drain", pump);
+    s.write(Buffer.from("U"));
+    pump();
+    try {
+      await Promise.race([delay(measureTo - start + 100), failed]);
+    } finally {
+      stopped = true;
+      s.destroy();
+    }
+    if (!first || !last || last.ms <= first.ms) throw new Error("the sink reported no progress during the test");
+    return { bytes: last.bytes - first.bytes, seconds: (last.ms - first.ms) / 1000 };
+  });
+  await delay(SETTLE_MS);
+  return rate(result.bytes, result.seconds, cpu_percent);
+}
+
+/** Target → client: the source sends as fast as the path takes; counted here as it arrives. */
+async function download(dial: Dial, seconds: number, watched: Watched): Promise<Throughput> {
+  const { result, cpu_percent } = await withCpu(watched, async () => {
+    const s = await dial();
+    const failed = streamFailure(s);
+    failed.catch(() => {});
+    let bytes = 0;
+    s.on("data", (d: Buffer) => (bytes += d.length));
+    s.write(Buffer.from("D"));
+    try {
+      await Promise.race([delay(WARMUP_MS), failed]);
+      const b0 = bytes;
+      const t0 = performance.now();
+      await Promise.race([delay(seconds * 1000), failed]);
+      return { bytes: bytes - b0, seconds: (performance.now() - t0) / 1000 };
+    } finally {
+      s.destroy();
+    }
+  });
+  await delay(SETTLE_MS);
+  return rate(result.bytes, result.seconds, cpu_percent);
+}
+
+function rate(bytes: number, seconds: number, cpu_percent: Record<string, number>): Throughput {
+  if (bytes <= 0) throw new Error("no bytes moved during the test");
+  return { gbit_per_s: round((bytes * 8) / seconds / 1e9), mbyte_per_s: round(bytes / seconds / 1e6, 1), bytes, seconds: round(seconds, 2), cpu_percent };
+}
+
+interface Latency {
+  message_bytes: number;
+  round_trips: number;
+  p50_ms: number | null;
+  p95_ms: number | null;
+  p99_ms: number | null;
+  max_ms: number | null;
+}
+
+/** One message there and back at a time over one connection; warm-up round trips are not counted. */
+async function latency(dial: Dial, roundTrips: number): Promise<Latency> {
+  const s = await dial();
+  const failed = streamFailure(s);
+  failed.catch(() => {});
+  const msg = Buffer.alloc(PING_BYTES, 0x70);
+  let got = 0;
+  let want = 0;
+  let wake: (() => void) | undefined;
+  s.on("data", (d: Buffer) => {
+    got += d.length;
+    if (got >= want && wake) {
+      const w = wake;
+      wake = undefined;
+      w();
+    }
+  });
+  const times = new Float64Array(roundTrips);
+  try {
+    s.write(Buffer.from("E"));
+    for (let i = -WARMUP_ROUNDTRIPS; i < roundTrips; i++) {
+      want += PING_BYTES;
+      const echoed = new Promise<void>((r) => (wake = r));
+      const t0 = performance.now();
+      s.write(msg);
+      await Promise.race([echoed, failed]);
+      if (i >= 0) times[i] = performance.now() - t0;
+    }
+  } finally {
+    s.destroy();
+  }
+  await delay(SETTLE_MS);
+  times.sort();
+  return {
+    message_bytes: PING_BYTES,
+    round_trips: roundTrips,
+    p50_ms: percentile(times, 50),
+    p95_ms: percentile(times, 95),
+    p99_ms: percentile(times, 99),
+    max_ms: percentile(times, 100),
+  };
+}
+
+interface ModeResult {
+  upload?: Throughput;
+  download?: Throughput;
+  latency?: Latency;
+  error?: string;
+  skipped?: string;
+  [extra: string]: unknown;
+}
+
+async function measure(name: string, dial: Dial, watched: Watched, seconds: number, roundTrips: number, extra: Record<string, unknown> = {}): Promise<ModeResult> {
+  const out: ModeResult = { ...extra };
+  try {
+    out.upload = await upload(dial, seconds, watched);
+    log(`${name}: upload ${out.upload.gbit_per_s} Gbit/s ${JSON.stringify(out.upload.cpu_percent)}`);
+    out.download = await download(dial, seconds, watched);
+    log(`${name}: download ${out.download.gbit_per_s} Gbit/s ${JSON.stringify(out.download.cpu_percent)}`);
+    out.latency = await latency(dial, roundTrips);
+    log(`${name}: round trip p50 ${out.latency.p50_ms} ms, p99 ${out.latency.p99_ms} ms`);
+  } catch (err) {
+    out.error = (err as Error).message;
+    log(`${name} failed: ${out.error}`);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenSSH: a throwaway sshd on loopback and `ssh -N -L`.
+
+const SSHD = "/usr/sbin/sshd";
+
+interface OpenSsh {
+  localPort: number;
+  sshd: ChildProcess;
+  ssh: ChildProcess;
+  cipher: string | null;
+  version: string | null;
+}
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    child.once("error", reject);
+    child.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}: ${out.trim()}`))));
+  });
+}
+
+/** Collects a child's stderr (bounded) so failures can say what the child said. */
+function collect(child: ChildProcess): () => string {
+  let text = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    if (text.length < 256 * 1024) text += d.toString();
+  });
+  return () => text;
+}
+
+async function startOpenSsh(dir: string, targetPort: number, cleanups: Array<() => Promise<void>>): Promise<OpenSsh> {
+  const hostKey = join(dir, "host_ed25519");
+  const clientKey = join(dir, "client_ed25519");
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey]);
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", clientKey]);
+  writeFileSync(join(dir, "authorized_keys"), readFileSync(`${clientKey}.pub`), { mode: 0o600 });
+  const port = await freePort();
+  const config = join(dir, "sshd_config");
+  writeFileSync(
+    config,
+    [
+      `ListenAddress 127.0.0.1`,
+      `HostKey ${hostKey}`,
+      `PidFile none`,
+      `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+      `PermitRootLogin yes`,
+      `PubkeyAuthentication yes`,
+      `PasswordAuthentication no`,
+      `KbdInteractiveAuthentication no`,
+      `UsePAM no`,
+      `StrictModes no`,
+      `AllowTcpForwarding yes`,
+      `LogLevel ERROR`,
+      "",
+    ].join("\n"),
+  );
+  // sshd refuses to start without its privilege separation directory (normally made by its unit).
+  if (process.getuid?.() === 0 && !existsSync("/run/sshd")) await run("mkdir", ["-p", "-m", "0755", "/run/sshd"]);
+  const sshd = spawn(SSHD, ["-D", "-e", "-f", config, "-p", String(port)], { stdio: ["ignore", "ignore", "pipe"] });
+  const sshdErr = collect(sshd);
+  cleanups.push(async () => {
+    sshd.kill("SIGTERM");
+    if (!(await within(exited(sshd), 5000))) sshd.kill("SIGKILL");
+  });
+  // Wait for sshd to listen.
+  for (let i = 0; ; i++) {
+    if (sshd.exitCode !== null) throw new Error(`sshd exited (code ${sshd.exitCode}): ${sshdErr().trim()}`);
+    try {
+      (await dialTcp(port)).destroy();
+      break;
+    } catch {
+      if (i > 100) throw new Error(`sshd did not listen within 10s: ${sshdErr().trim()}`);
+      await delay(100);
+    }
+  }
+  const localPort = await freePort();
+  const ssh = spawn(
+    "ssh",
+    [
+      "-v",
+      "-N",
+      "-L",
+      `127.0.0.1:${localPort}:127.0.0.1:${targetPort}`,
+      "-i",
+      clientKey,
+      "-o",
+      "StrictHostKeyChecking=no",
+      "-o",
+      "UserKnownHostsFile=/dev/null",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "ExitOnForwardFailure=yes",
+      "-F",
+      "/dev/null",
+      "-p",
+      String(port),
+      `${userInfo().username}@127.0.0.1`,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  const sshErr = collect(ssh);
+  cleanups.push(async () => {
+    ssh.kill("SIGTERM");
+    if (!(await within(exited(ssh), 5000))) ssh.kill("SIGKILL");
+  });
+  for (let i = 0; ; i++) {
+    if (ssh.exitCode !== null) throw new Error(`ssh exited (code ${ssh.exitCode}): ${sshErr().trim().split("\n").slice(-5).join("\n")}`);
+    // The forward listens only once the session is up.
+    if (/Local forwarding listening on|Entering interactive session/.test(sshErr())) {
+      try {
+        (await dialTcp(localPort)).destroy();
+        break;
+      } catch {
+        // not yet
+      }
+    }
+    if (i > 150) throw new Error(`ssh -L did not listen within 15s: ${sshErr().trim().split("\n").slice(-5).join("\n")}`);
+    await delay(100);
+  }
+  const text = sshErr();
+  return {
+    localPort,
+    sshd,
+    ssh,
+    cipher: /kex: client->server cipher: (\S+)/.exec(text)?.[1] ?? null,
+    version: /^OpenSSH_\S+/m.exec(text)?.[0] ?? null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Our tunnel: a real server, a workspace from the example template, its agent.
+
+async function templateArchive(): Promise<Uint8Array> {
+  const dir = mkdtempSync(join(tmpdir(), "coder-bench-template-"));
+  try {
+    for (const [name, text] of Object.entries(EXAMPLE_TEMPLATE)) {
+      const path = join(dir, name);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, text);
+    }
+    return await packDirectory(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function drain<T>(it: AsyncIterable<T>, each?: (v: T) => void): Promise<void> {
+  for await (const v of it) each?.(v);
+}
+
+interface Workspace {
+  client: Client;
+  agentId: string;
+  agentPid: number | null;
+  workspaceId: string;
+}
+
+async function startWorkspace(server: ServerProcess, cleanups: Array<() => Promise<void>>): Promise<Workspace> {
+  await server.waitReady();
+  const client = new Client(server.url);
+  await client.createFirstUser({ email: "admin@example.com", username: "admin", password: PASSWORD });
+  client.sessionToken = (await client.loginWithPassword("admin@example.com", PASSWORD)).session_token;
+  const { id } = await client.uploadFile(await templateArchive());
+  const version = await client.createTemplateVersion("default", { file_id: id });
+  await drain(client.followTemplateVersionLogs(version.id));
+  const v = await client.templateVersion(version.id);
+  if (v.job.status !== "succeeded") throw new Error(`template import ${v.job.status}: ${v.job.error}`);
+  const template = await client.createTemplate("default", { name: "bench", template_version_id: version.id });
+  const ws = await client.createWorkspace("me", { name: "tunnel", template_id: template.id });
+  let agentPid: number | null = null;
+  await drain(client.followWorkspaceBuildLogs(ws.latest_build.id), (l) => {
+    const m = /^Started agent "[^"]*" \(pid (\d+)\)/.exec(l.output);
+    if (m) agentPid = Number(m[1]);
+  });
+  const build = await client.workspaceBuild(ws.latest_build.id);
+  const agentId = build.resources.flatMap((r) => r.agents)[0]?.id;
+  // Before anything can fail below: the agent process outlives the server unless the workspace is deleted.
+  cleanups.push(async () => {
+    try {
+      const b = await client.createWorkspaceBuild(ws.id, { transition: "delete" });
+      await within(drain(client.followWorkspaceBuildLogs(b.id)), 60_000);
+    } catch (err) {
+      log(`deleting the workspace failed: ${(err as Error).message}`);
+    }
+    // The agent is detached from the server: make sure it is gone (only if that pid is still our agent).
+    const pid = agentPid;
+    if (pid && agentId && readEnviron(pid).includes(`CODER_AGENT_ID=${agentId}`)) {
+      log(`agent pid ${pid} still running after the delete: killing it`);
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+    }
+  });
+  if (build.status !== "running") throw new Error(`workspace build ${build.status}: ${build.job.error}`);
+  if (!agentId) throw new Error("the workspace build has no agent");
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const a = await client.workspaceAgent(agentId);
+    if (a.status === "connected" && a.lifecycle_state === "ready") break;
+    if (Date.now() > deadline) throw new Error(`agent not ready within 60s (status ${a.status}, lifecycle ${a.lifecycle_state})`);
+    await delay(200);
+  }
+  return { client, agentId, agentPid, workspaceId: ws.id };
+}
+
+function readEnviron(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+  } catch {
+    return [];
+  }
+}
+
+function tunnelDial(conn: AgentConn, port: number, path: "relay" | "direct"): Dial {
+  return async () => {
+    const { stream, path: got } = await conn.openStream({ service: "tcp", port });
+    if (got !== path) {
+      stream.destroy();
+      throw new Error(`the stream took the ${got} path, not ${path}`);
+    }
+    return stream;
+  };
+}
+
+function waitDirect(conn: AgentConn, ms: number): Promise<boolean> {
+  if (conn.path === "direct") return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      conn.off("path", onPath);
+      resolve(false);
+    }, ms);
+    const onPath = (p: string) => {
+      if (p !== "direct") return;
+      clearTimeout(timer);
+      conn.off("path", onPath);
+      resolve(true);
+    };
+    conn.on("path", onPath);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface TunnelBenchmarkDoc {
+  benchmark: "tunnel";
+  machine: { cpus: number; node: string };
+  seconds: number;
+  round_trips: number;
+  chunk_bytes: number;
+  modes: { raw: ModeResult; openssh: ModeResult; relay: ModeResult; direct: ModeResult };
+  ratios: Record<string, { upload: number | null; download: number | null }>;
+  added_latency_ms: { relay_p50: number | null; direct_p50: number | null; relay_p99: number | null; direct_p99: number | null };
+  targets: {
+    direct_at_least_openssh: boolean | null;
+    relay_at_least_half_openssh: boolean | null;
+    relay_above_1gbit: boolean | null;
+    relay_added_p50_under_1ms: boolean | null;
+  };
+}
+
+export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; ok: boolean }> {
+  const seconds = envSeconds("BENCH_TUNNEL_SECONDS", 3);
+  const roundTrips = Math.round(envSeconds("BENCH_TUNNEL_ROUNDTRIPS", 2000));
+  const cleanups: Array<() => Promise<void>> = [];
+  const dir = mkdtempSync(join(tmpdir(), "coder-bench-tunnel-"));
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const modes = {} as TunnelBenchmarkDoc["modes"];
+  let server: ServerProcess | undefined;
+  try {
+    const target = await startTarget();
+    cleanups.push(async () => {
+      target.child.kill("SIGTERM");
+      if (!(await within(exited(target.child), 5000))) target.child.kill("SIGKILL");
+    });
+    const targetPid = target.child.pid!;
+    log(`target server (pid ${targetPid}) on 127.0.0.1:${target.port}`);
+
+    // The server and workspace first, so every mode is measured with them idling in the background.
+    let ws: Workspace | undefined;
+    let wsError: string | undefined;
+    try {
+      server = await ServerProcess.start({ args: ["--provisioner-daemons", "1"], name: "tunnel" });
+      const s = server;
+      cleanups.push(() => s.stop());
+      ws = await startWorkspace(server, cleanups);
+      log(`workspace up; agent ${ws.agentId} (pid ${ws.agentPid ?? "?"})`);
+    } catch (err) {
+      wsError = `setting up the server and workspace failed: ${(err as Error).message}`;
+      log(wsError);
+      if (server) log(tail(server.logFile));
+    }
+
+    const targetOnly: Watched = { target: { pid: targetPid } };
+    log(`raw: measuring (${seconds}s per direction, ${roundTrips} round trips)`);
+    modes.raw = await measure("raw", () => dialTcp(target.port), targetOnly, seconds, roundTrips);
+
+    if (!existsSync(SSHD)) {
+      modes.openssh = { skipped: `${SSHD} is not installed (apt-get install -y openssh-server)` };
+    } else {
+      try {
+        const ossh = await startOpenSsh(dir, target.port, cleanups);
+        log(`openssh (${ossh.version}, ${ossh.cipher}): measuring`);
+        modes.openssh = await measure(
+          "openssh",
+          () => dialTcp(ossh.localPort),
+          { ...targetOnly, ssh: { pid: ossh.ssh.pid! }, sshd: { pid: ossh.sshd.pid!, tree: true } },
+          seconds,
+          roundTrips,
+          { version: ossh.version, cipher: ossh.cipher },
+        );
+      } catch (err) {
+        modes.openssh = { error: (err as Error).message };
+        log(`openssh failed: ${(err as Error).message}`);
+      }
+    }
+
+    if (!ws || !server) {
+      modes.relay = { error: wsError ?? "no workspace" };
+      modes.direct = { error: wsError ?? "no workspace" };
+    } else {
+      const watched: Watched = { ...targetOnly, server: { pid: server.child.pid! }, ...(ws.agentPid ? { agent: { pid: ws.agentPid } } : {}) };
+      let conn: AgentConn | undefined;
+      try {
+        conn = await dialAgent(ws.client, ws.agentId, { blockDirect: true });
+        log(`relay: measuring`);
+        modes.relay = await measure("relay", tunnelDial(conn, target.port, "relay"), watched, seconds, roundTrips);
+      } catch (err) {
+        modes.relay = { error: (err as Error).message };
+        log(`relay failed: ${(err as Error).message}`);
+      } finally {
+        conn?.close();
+        conn = undefined;
+      }
+      try {
+        conn = await dialAgent(ws.client, ws.agentId);
+        const t0 = performance.now();
+        if (!(await waitDirect(conn, 20_000))) throw new Error("no direct path within 20s");
+        log(`direct: path up after ${Math.round(performance.now() - t0)} ms; measuring`);
+        modes.direct = await measure("direct", tunnelDial(conn, target.port, "direct"), watched, seconds, roundTrips);
+      } catch (err) {
+        modes.direct = { error: (err as Error).message };
+        log(`direct failed: ${(err as Error).message}`);
+      } finally {
+        conn?.close();
+      }
+    }
+  } finally {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        log(`cleanup failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  const gbit = (m: ModeResult | undefined, d: "upload" | "download") => m?.[d]?.gbit_per_s ?? null;
+  const ratio = (a: ModeResult, b: ModeResult) => {
+    const r = (d: "upload" | "download") => {
+      const x = gbit(a, d);
+      const y = gbit(b, d);
+      return x !== null && y !== null && y > 0 ? round(x / y) : null;
+    };
+    return { upload: r("upload"), download: r("download") };
+  };
+  const added = (m: ModeResult, p: "p50_ms" | "p99_ms") => {
+    const x = m.latency?.[p];
+    const y = modes.raw.latency?.[p];
+    return x != null && y != null ? round(x - y) : null;
+  };
+  /** Both directions satisfy pred, null if a figure is missing. */
+  const both = (pred: (d: "upload" | "download") => boolean | null) => {
+    const u = pred("upload");
+    const d = pred("download");
+    return u === null || d === null ? null : u && d;
+  };
+  const ge = (a: ModeResult, b: ModeResult, factor: number) => (d: "upload" | "download") => {
+    const x = gbit(a, d);
+    const y = gbit(b, d);
+    return x === null || y === null ? null : x >= factor * y;
+  };
+  const addedRelayP50 = added(modes.relay, "p50_ms");
+  const doc: TunnelBenchmarkDoc = {
+    benchmark: "tunnel",
+    machine: { cpus: cpus().length, node: process.version },
+    seconds,
+    round_trips: roundTrips,
+    chunk_bytes: CHUNK_BYTES,
+    modes,
+    ratios: {
+      relay_vs_raw: ratio(modes.relay, modes.raw),
+      direct_vs_raw: ratio(modes.direct, modes.raw),
+      relay_vs_openssh: ratio(modes.relay, modes.openssh),
+      direct_vs_openssh: ratio(modes.direct, modes.openssh),
+      openssh_vs_raw: ratio(modes.openssh, modes.raw),
+    },
+    added_latency_ms: {
+      relay_p50: addedRelayP50,
+      direct_p50: added(modes.direct, "p50_ms"),
+      relay_p99: added(modes.relay, "p99_ms"),
+      direct_p99: added(modes.direct, "p99_ms"),
+    },
+    targets: {
+      direct_at_least_openssh: both(ge(modes.direct, modes.openssh, 1)),
+      relay_at_least_half_openssh: both(ge(modes.relay, modes.openssh, 0.5)),
+      relay_above_1gbit: both((d) => {
+        const x = gbit(modes.relay, d);
+        return x === null ? null : x > 1;
+      }),
+      relay_added_p50_under_1ms: addedRelayP50 === null ? null : addedRelayP50 < 1,
+    },
+  };
+  // Missed targets are figures, not failures; a mode that errored is (a skipped one is not).
+  const ok = Object.values(modes).every((m) => !m.error);
+  return { doc, ok };
+}
