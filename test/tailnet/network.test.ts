@@ -34,6 +34,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (workspace) await deleteWorkspace(owner, workspace);
+
   await srv?.close();
   await proxy?.close();
   removeDir(cfg);
@@ -66,6 +67,42 @@ describe("the tunnel", () => {
       ws.on("error", () => {});
     });
     expect(status).toBe(404);
+  });
+
+  it("answers a malformed coordinate message with an error naming the field, and closes", async () => {
+    const u = new URL(`/api/v2/workspaceagents/${agent.id}/coordinate`, srv.url);
+    u.protocol = "ws:";
+    for (const [message, expected] of [
+      ["not json", /invalid message/],
+      [JSON.stringify({ type: "node", node: { key: "short", preferred_relay: 999, endpoints: [] } }), /node\.key: must be a base64url ed25519 public key/],
+      [JSON.stringify({ type: "node", node: { key: "A".repeat(43), preferred_relay: 999, endpoints: ["http://evil"] } }), /node\.endpoints\.0/],
+    ] as const) {
+      const ws = new WebSocket(u, { headers: { "Coder-Session-Token": owner.sessionToken! } });
+      const errors: string[] = [];
+      ws.on("message", (d) => {
+        const msg = JSON.parse(d.toString()) as { type: string; message?: string };
+        if (msg.type === "error") errors.push(msg.message!);
+      });
+      await new Promise((res) => ws.on("open", res));
+      ws.send(message);
+      const code = await new Promise<number>((res) => ws.on("close", (c) => res(c)));
+      expect(code).toBe(1007);
+      expect(errors.join("\n")).toMatch(expected);
+    }
+    // The agent is still reachable by a well-behaved client.
+    expect((await cli(["ssh", "net", "--", "echo", "still"])).stdout).toBe("still\n");
+  });
+
+  it("shows the agent's open sessions and traffic in its stats", async () => {
+    const child = spawn(process.execPath, [CODER_BIN, "--config-dir", cfg, "ssh", "net", "--", "echo started; sleep 60"], { stdio: ["ignore", "pipe", "pipe"] });
+    onTestFinished(() => void child.kill("SIGKILL"));
+    const during = await agentWhen(owner, workspace.id, (a) => (a.stats?.sessions.ssh ?? 0) >= 1);
+    expect(during.stats!.connections).toBeGreaterThanOrEqual(1);
+    expect(during.stats!.rx_bytes).toBeGreaterThan(0);
+    expect(during.stats!.tx_bytes).toBeGreaterThan(0);
+    child.kill("SIGKILL");
+    const after = await agentWhen(owner, workspace.id, (a) => a.stats?.sessions.ssh === 0);
+    expect(after.stats!.tx_bytes).toBeGreaterThanOrEqual(during.stats!.tx_bytes);
   });
 
   it("refuses a session from a key the coordinator did not announce", async () => {
@@ -110,7 +147,7 @@ describe("the tunnel", () => {
 
     const pid = restartAgentProcess(proc);
     // The driver knows only the pid it started: this one is ours to stop.
-    onTestFinished(() => process.kill(-pid, "SIGKILL"));
+    onTestFinished(() => void process.kill(-pid, "SIGKILL"));
     await agentWhen(owner, workspace.id, (a) => a.status === "connected" && a.lifecycle_state === "ready");
     const again = await cli(["ssh", "net", "--", "echo", "back"]);
     expect(again.stdout).toBe("back\n");

@@ -211,7 +211,7 @@ function serveAgent(ctx: Ctx, socket: WebSocket, auth: AgentContext, req: Fastif
           await ctx.agentWrites.ping(agent.id);
           return null;
         case "stats":
-          await ctx.agentWrites.stats(agent.id, parseInput(statsReport, msg.params, "body"));
+          await ctx.agentWrites.stats(agent.id, workspaceId, parseInput(statsReport, msg.params, "body"));
           return null;
         case "lifecycle": {
           const l = parseInput(lifecycle, msg.params, "body");
