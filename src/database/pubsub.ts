@@ -31,6 +31,7 @@ export class PgPubsub implements Pubsub {
   private readonly channels = new Map<string, Set<Subscriber>>();
   private closed = false;
   private backoffMs = 100;
+  private listenChain: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -62,19 +63,26 @@ export class PgPubsub implements Pubsub {
       this.channels.set(channel, set);
     }
     set.add(subscriber);
-    if (first) {
-      const client = await this.connection();
-      await client.query(`LISTEN ${q}`);
-    }
+    if (first) await this.listenQuery(`LISTEN ${q}`);
     return () => {
       const s = this.channels.get(channel);
       if (!s) return;
       s.delete(subscriber);
       if (s.size === 0) {
         this.channels.delete(channel);
-        this.client?.query(`UNLISTEN ${q}`).catch(() => {});
+        this.listenQuery(`UNLISTEN ${q}`).catch(() => {});
       }
     };
+  }
+
+  /** LISTEN/UNLISTEN one at a time: pg deprecates overlapping queries on one client. */
+  private listenQuery(text: string): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const run = this.listenChain.then(async () => {
+      await (await this.connection()).query(text);
+    });
+    this.listenChain = run.catch(() => {});
+    return run;
   }
 
   private connection(): Promise<pg.Client> {
