@@ -9,15 +9,19 @@ import type { CoderdOptions, Ctx } from "./context.js";
 import { errorResponse, NotFoundError } from "./httpapi/errors.js";
 import { Router, type RouteInfo } from "./httpapi/route.js";
 import * as agents from "./routes/agents.js";
+import * as apps from "./routes/apps.js";
 import * as authentication from "./routes/authentication.js";
 import { startBuiltinDaemons, type BuiltinDaemons } from "./provisionerdserver/builtin.js";
 import { ProvisionerdServer } from "./provisionerdserver/server.js";
 import { RelayServer } from "../tailnet/index.js";
 import { Coordinator } from "./tailnet/coordinator.js";
+import { AgentConns } from "./workspaceapps/agent-conns.js";
+import { parseWildcardAccessUrl } from "./workspaceapps/hosts.js";
 import * as buildinfo from "./routes/buildinfo.js";
 import * as files from "./routes/files.js";
 import * as organizations from "./routes/organizations.js";
 import * as provisionerdaemons from "./routes/provisionerdaemons.js";
+import * as pty from "./routes/pty.js";
 import * as tailnet from "./routes/tailnet.js";
 import * as templates from "./routes/templates.js";
 import * as tokens from "./routes/tokens.js";
@@ -29,6 +33,8 @@ export interface Coderd {
   routes: RouteInfo[];
   provisionerd: ProvisionerdServer;
   builtinDaemons: BuiltinDaemons;
+  /** The embedded relay, when enabled. */
+  relayServer: RelayServer | undefined;
   /** Listens on host:port; resolves with the bound address. */
   listen(host: string, port: number): Promise<{ host: string; port: number }>;
   /** Stops accepting, lets in-flight requests finish, then resolves. */
@@ -112,8 +118,12 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
   await ctx.coordinator.start();
   ctx.relayServer = opts.relay.embedded ? new RelayServer({ logger: opts.logger.child({ component: "relay" }) }) : undefined;
 
+  ctx.agentConns = new AgentConns(ctx, opts.logger.child({ component: "agentconns" }));
+  const wildcard = parseWildcardAccessUrl(opts.wildcardAccessUrl ?? "");
+
   const router = new Router(app, ctx);
-  for (const mod of [buildinfo, authentication, users, tokens, organizations, templates, workspaces, provisionerdaemons, agents, tailnet]) mod.register(router, ctx);
+  for (const mod of [buildinfo, authentication, users, tokens, organizations, templates, workspaces, provisionerdaemons, agents, tailnet, pty]) mod.register(router, ctx);
+  await apps.register(app, router, ctx, wildcard);
   // Archives are the only non-JSON bodies, accepted on the upload route alone.
   await app.register(async (scope) => {
     scope.addContentTypeParser(files.ARCHIVE_CONTENT_TYPES, { parseAs: "buffer", bodyLimit: opts.maxFileBytes }, (_req, body, done) => done(null, body));
@@ -132,6 +142,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
     },
     provisionerd: ctx.provisionerd,
     builtinDaemons: builtin,
+    relayServer: ctx.relayServer,
     setAccessUrl: (url) => {
       ctx.accessUrl = url;
     },
@@ -150,6 +161,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
         clearInterval(sweep);
         clearTimeout(force);
         authCache.stop();
+        ctx.agentConns.close();
         ctx.relayServer?.close();
         await ctx.coordinator.stop();
       }

@@ -17,6 +17,7 @@ import {
 import type { Logger } from "../logging/index.js";
 import { parseRelayMap, type RelayMap } from "../tailnet/index.js";
 import { createCoderd, type Coderd } from "./coderd.js";
+import { parseWildcardAccessUrl } from "./workspaceapps/hosts.js";
 
 /** A setting that cannot work; the message names the flag and the variable. */
 export class ConfigError extends Error {}
@@ -55,10 +56,17 @@ function checkBindable(host: string, port: number): Promise<void> {
 }
 
 export async function runServer(values: DeploymentValues, logger: Logger): Promise<RunningServer> {
+  try {
+    parseWildcardAccessUrl(values.wildcardAccessUrl);
+  } catch (err) {
+    throw new ConfigError(`${opt("wildcardAccessUrl")}: ${(err as Error).message}`);
+  }
   const { host, port } = splitHostPort(values.httpAddress);
   if (port !== 0) await checkBindable(host, port);
 
   let embedded: EmbeddedInstance | undefined;
+  // Checked before anything starts: a bad relay map is a configuration error like any other.
+  const customRelayMap = await loadCustomRelayMap(values);
   let db: Database | undefined;
   const cleanup = async () => {
     await db?.close().catch(() => {});
@@ -113,12 +121,15 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
       provisionerDaemonPsk: values.provisionerDaemonPsk,
       provisionerJobHangTimeoutMs: values.provisionerJobHangTimeoutMs,
       provisionerJobPendingTimeoutMs: values.provisionerJobPendingTimeoutMs,
+      wildcardAccessUrl: values.wildcardAccessUrl,
+      dangerousAllowPathAppSharing: values.dangerousAllowPathAppSharing,
+      dangerousAllowPathAppSiteOwnerAccess: values.dangerousAllowPathAppSiteOwnerAccess,
       relay: {
         embedded: values.derpServerEnable,
         regionId: values.derpServerRegionId,
         regionCode: values.derpServerRegionCode,
         regionName: values.derpServerRegionName,
-        custom: await loadCustomRelayMap(values),
+        custom: customRelayMap,
         blockDirect: values.blockDirect,
       },
     });

@@ -18,6 +18,10 @@ describe("coder server configuration errors", () => {
     [[], { CODER_SESSION_DURATION: "forever" }, "CODER_SESSION_DURATION"],
     [["--postgres-url", "mysql://u:secretpw@127.0.0.1/db"], {}, "--postgres-url / CODER_PG_CONNECTION_URL"],
     [[], { CODER_PG_CONNECTION_URL: "::::" }, "CODER_PG_CONNECTION_URL"],
+    [["--derp-server-enable=false"], {}, "--derp-server-enable / CODER_DERP_SERVER_ENABLE"],
+    [["--derp-config-path", "/nonexistent/derpmap.json"], {}, "--derp-config-path / CODER_DERP_CONFIG_PATH"],
+    [[], { CODER_DERP_CONFIG_PATH: "/dev/null" }, "CODER_DERP_CONFIG_PATH"],
+    [[], { CODER_BLOCK_DIRECT: "sometimes" }, "CODER_BLOCK_DIRECT"],
   ])("%j %j names %s", async (args, env, name) => {
     const r = await runCli(["--config-dir", tempConfigDir(), "server", ...args], env as Record<string, string>);
     expect(r.code).toBe(1);
