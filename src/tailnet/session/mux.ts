@@ -24,6 +24,8 @@ export const FRAME_DATA = 0x02;
 export const FRAME_WINDOW = 0x03;
 export const FRAME_FIN = 0x04;
 export const FRAME_RST = 0x05;
+/** How long a stream whose peer reset it after its FIN waits for its reader to drain it. */
+const ABANDONED_STREAM_MS = 30_000;
 /** Session-level frames (stream id 0), passed to MuxOptions.onControl. */
 export const FRAME_HELLO = 0x10;
 export const FRAME_GOAWAY = 0x11;
@@ -109,11 +111,13 @@ export class MuxStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.rstReceived) return cb();
     this.pending = { chunks: [chunk], index: 0, offset: 0, remaining: chunk.length, cb };
     this.mux.schedule(this);
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    if (this.rstReceived) return cb();
     let remaining = 0;
     const bufs = chunks.map((c) => {
       remaining += c.chunk.length;
@@ -125,7 +129,7 @@ export class MuxStream extends Duplex {
 
   override _final(cb: (err?: Error | null) => void): void {
     this.localFin = true;
-    this.mux.sendFin(this);
+    if (!this.rstReceived) this.mux.sendFin(this);
     cb();
   }
 
@@ -453,6 +457,25 @@ export class Mux {
     if (!s) return this.unknownStream(id, "RST");
     s.rstReceived = true;
     this.streams.delete(id);
+    if (s.remoteFin) {
+      // The peer had sent everything (FIN) and then stopped reading: what it sent is still
+      // delivered, only our unsent writes are dropped. A peer that ends a stream and closes it
+      // at once must not lose its last bytes.
+      if (s.queued) {
+        s.queued = false;
+        this.readyQueue = this.readyQueue.filter((q) => q !== s);
+      }
+      const pending = s.pending;
+      s.pending = null;
+      pending?.cb();
+      if (s.readableEnded) s.destroy();
+      else {
+        s.once("end", () => s.destroy());
+        // A reader that never drains it does not keep it forever.
+        setTimeout(() => s.destroy(), ABANDONED_STREAM_MS).unref();
+      }
+      return;
+    }
     const reason = payload.length > 0 ? payload.subarray(0, MAX_REASON_BYTES).toString("utf8") : "";
     const err = new Error(reason ? `stream reset by peer: ${reason}` : "stream reset by peer") as NodeJS.ErrnoException;
     err.code = "ECONNRESET";

@@ -186,6 +186,21 @@ describe("streams", () => {
     expect(p.client.stats().streams).toBe(0);
   });
 
+  it("a peer that ends a stream and destroys it at once still delivers everything it wrote", async () => {
+    const p = await readyPair(cleanup);
+    const payload = randomBytes(3 * 1024 * 1024);
+    p.server.on("stream", (_h, stream) => {
+      // As a service does when it is done: end, and destroy once flushed, whether or not the
+      // client has ended its side. The client's reader is slower than the writer.
+      stream.end(payload);
+      stream.once("finish", () => stream.destroy());
+    });
+    const s = p.client.openStream({ kind: "download" });
+    s.on("error", () => {});
+    const got = await drain(s);
+    expect(got.data.equals(payload)).toBe(true);
+  });
+
   it("validates headers", async () => {
     const p = await readyPair(cleanup);
     expect(() => p.client.openStream({ big: "x".repeat(5000) })).toThrow(/at most 4096/);
