@@ -1,6 +1,6 @@
 // One embedded Postgres for the whole run, and a migrated template database that each test
 // clones into a database of its own (CREATE DATABASE … TEMPLATE is a file copy: fast).
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -16,17 +16,23 @@ declare module "vitest" {
 
 export const TEMPLATE_DB = "coder_test_template";
 
+/** Test servers keep their workspaces under this run's directory (see startTestServer). */
+const RUN_DIR_PREFIX = "coder-test-run-";
+
 /**
  * Workspace agents run detached, so a test that forgets to delete its workspace leaves them
- * behind: stop those of this run (they point at a test server on loopback) and say which.
+ * behind: stop those of this run (they point at a test server on loopback) and say which, but
+ * never those of another test run going on at the same time on this machine.
  */
-function killLeakedAgents(): void {
+function killLeakedAgents(runDir: string): void {
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
       if (cmdline[cmdline.length - 2] !== "agent" || !cmdline.some((a) => a.endsWith("bin/coder.js"))) continue;
       const environ = readFileSync(`/proc/${pid}/environ`, "utf8");
       if (!environ.includes("CODER_AGENT_URL=http://127.0.0.1")) continue;
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      if (cwd.includes(RUN_DIR_PREFIX) && !cwd.startsWith(runDir)) continue;
       process.kill(Number(pid), "SIGKILL");
       console.warn(`global teardown: killed workspace agent ${pid} that a test left running`);
     } catch {
@@ -36,6 +42,9 @@ function killLeakedAgents(): void {
 }
 
 export default async function setup(project: TestProject) {
+  // Inherited by the test workers, which put test servers' cache dirs here.
+  const runDir = mkdtempSync(join(tmpdir(), RUN_DIR_PREFIX));
+  process.env.CODER_TEST_RUN_DIR = runDir;
   const dir = mkdtempSync(join(tmpdir(), "coder-test-pg-"));
   chmodSync(dir, 0o755); // readable by the postgres user when the suite runs as root
   const instance = await startEmbedded({ dir });
@@ -49,8 +58,9 @@ export default async function setup(project: TestProject) {
   project.provide("pgAdminUrl", instance.url);
   project.provide("pgTemplate", TEMPLATE_DB);
   return async () => {
-    killLeakedAgents();
+    killLeakedAgents(runDir);
     await instance.stop();
     rmSync(dir, { recursive: true, force: true });
+    rmSync(runDir, { recursive: true, force: true });
   };
 }

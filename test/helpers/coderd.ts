@@ -37,6 +37,10 @@ export interface TestServerOptions {
   /** A fixed port (to restart a server where its agents expect it). */
   port?: number;
   relay?: Partial<RelayOptions>;
+  /** CODER_WILDCARD_ACCESS_URL, e.g. "*.apps.coder.test". */
+  wildcardAccessUrl?: string;
+  dangerousAllowPathAppSharing?: boolean;
+  dangerousAllowPathAppSiteOwnerAccess?: boolean;
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -53,11 +57,14 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     secureAuthCookie: false,
     maxRequestBodyBytes: opts.maxRequestBodyBytes ?? 1024 * 1024,
     maxFileBytes: 10 * 1024 * 1024,
-    cacheDir: opts.cacheDir ?? mkdtempSync(join(tmpdir(), "coder-cache-")),
+    cacheDir: opts.cacheDir ?? mkdtempSync(join(process.env.CODER_TEST_RUN_DIR ?? tmpdir(), "coder-cache-")),
     provisionerDaemons: opts.provisionerDaemons ?? 0,
     provisionerDaemonPsk: opts.provisionerDaemonPsk ?? "",
     provisionerJobHangTimeoutMs: opts.provisionerJobHangTimeoutMs ?? 5 * 60_000,
     provisionerJobPendingTimeoutMs: opts.provisionerJobPendingTimeoutMs ?? 30 * 60_000,
+    wildcardAccessUrl: opts.wildcardAccessUrl,
+    dangerousAllowPathAppSharing: opts.dangerousAllowPathAppSharing,
+    dangerousAllowPathAppSiteOwnerAccess: opts.dangerousAllowPathAppSiteOwnerAccess,
     relay: { embedded: true, regionId: 999, regionCode: "coder", regionName: "Coder Embedded Relay", blockDirect: false, ...opts.relay },
   });
   const { port } = await coderd.listen("127.0.0.1", opts.port ?? 0);
