@@ -14,8 +14,8 @@ export interface DialedAgent {
 export interface DialTargetOptions {
   /**
    * "ready": wait for the agent to connect and (when its startup script blocks logins) finish
-   * starting; "connected": only fail at once when it is disconnected or timed out, since a
-   * round trip needs no more than a connected agent.
+   * starting, as waitForAgent does; "connected": a round trip needs no more than a connected
+   * agent, so only a connecting one is waited for, and any other is dialed at once.
    */
   wait: "ready" | "connected";
   timeoutMs?: number;
@@ -25,15 +25,15 @@ export async function dialTarget(globals: GlobalOptions, target: string, opts: D
   const client = authenticatedClient(globals);
   const { workspace, agent: found } = await agentByRef(client, target);
   let agent = found;
-  if (opts.wait === "connected" && (found.status === "disconnected" || found.status === "timeout")) {
-    throw new CliError(`Cannot reach the agent of "${target}": it is ${found.status === "timeout" ? "not connecting (timed out)" : "disconnected"}; check the workspace with coder show ${workspace.name}`);
-  }
-  if (opts.wait === "ready" || found.status !== "connected") agent = await waitForAgent(client, workspace, found);
+  // A disconnected agent may be back already (its status lags): the dial says for sure.
+  const lagging = found.status === "disconnected" || found.status === "timeout";
+  if (opts.wait === "ready" || found.status === "connecting") agent = await waitForAgent(client, workspace, found);
   try {
     const conn = await dialAgent(client, agent.id, { timeoutMs: opts.timeoutMs ?? 30_000 });
     return { workspace, agent, conn };
   } catch (err) {
-    throw new CliError(`Cannot reach the agent of "${target}": ${(err as Error).message}`);
+    const status = lagging ? ` (it is ${found.status}; check the workspace with coder show ${workspace.name})` : "";
+    throw new CliError(`Cannot reach the agent of "${target}"${status}: ${(err as Error).message}`);
   }
 }
 

@@ -111,6 +111,9 @@ export function runSpeedtest(stream: Duplex, opts: SpeedtestOptions): Promise<Sp
     stream.once("close", () => fail(new Error("speedtest: the stream closed before the test finished")));
 
     if (opts.direction === "down") {
+      // We send nothing in a download: say so at once. With both sides' FIN exchanged, the
+      // agent's end is a clean close, never a reset racing its last bytes.
+      stream.end();
       let bytes = 0;
       stream.on("data", (chunk: Buffer) => {
         bytes += chunk.length;
