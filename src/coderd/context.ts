@@ -6,6 +6,7 @@ import type { AgentWrites } from "./agents/writes.js";
 import type { ApiKeyCache } from "./auth/api-key-cache.js";
 import type { Coordinator } from "./tailnet/coordinator.js";
 import type { ProvisionerdServer } from "./provisionerdserver/server.js";
+import type { AgentConns } from "./workspaceapps/agent-conns.js";
 
 export interface CoderdOptions {
   store: Store;
@@ -28,6 +29,12 @@ export interface CoderdOptions {
   provisionerJobHangTimeoutMs: number;
   provisionerJobPendingTimeoutMs: number;
   relay: RelayOptions;
+  /** CODER_WILDCARD_ACCESS_URL: host pattern of subdomain apps, e.g. "*.apps.example.com" ("" or unset: none). */
+  wildcardAccessUrl?: string;
+  /** CODER_DANGEROUS_ALLOW_PATH_APP_SHARING: path-based apps honor their sharing level. */
+  dangerousAllowPathAppSharing?: boolean;
+  /** CODER_DANGEROUS_ALLOW_PATH_APP_SITE_OWNER_ACCESS: site owners may open others' path-based apps. */
+  dangerousAllowPathAppSiteOwnerAccess?: boolean;
 }
 
 /** The relays peers use: this server's embedded one and any from a custom relay map. */
@@ -51,4 +58,6 @@ export type Ctx = CoderdOptions & {
   coordinator: Coordinator;
   /** The embedded relay (undefined when --derp-server-enable=false). */
   relayServer: RelayServer | undefined;
+  /** coderd's own connections to agents (app proxy, web terminal). */
+  agentConns: AgentConns;
 };

@@ -7,6 +7,9 @@ import { parseDuration } from "./duration.js";
 export interface DeploymentValues {
   httpAddress: string;
   accessUrl: string;
+  wildcardAccessUrl: string;
+  dangerousAllowPathAppSharing: boolean;
+  dangerousAllowPathAppSiteOwnerAccess: boolean;
   pgConnectionUrl: string;
   configDir: string;
   logHuman: string;
@@ -29,9 +32,14 @@ export interface DeploymentValues {
   derpConfigPath: string;
   derpConfigUrl: string;
   blockDirect: boolean;
+  prometheusEnable: boolean;
+  prometheusAddress: string;
+  prometheusCollectDbMetrics: boolean;
+  prometheusCollectAgentStats: boolean;
+  prometheusAggregateAgentStatsBy: string[];
 }
 
-type Kind = "string" | "hostport" | "url" | "bool" | "duration" | "bytes" | "count";
+type Kind = "string" | "hostport" | "url" | "bool" | "duration" | "bytes" | "count" | "list";
 
 export interface OptionSpec {
   key: keyof DeploymentValues;
@@ -42,7 +50,12 @@ export interface OptionSpec {
   default: string;
   /** For flags like --log-json that may be given bare: the value they then take. */
   bareValue?: string;
+  /** For "list" options: the values an item may take. */
+  choices?: readonly string[];
 }
+
+/** What CODER_PROMETHEUS_AGGREGATE_AGENT_STATS_BY may name. */
+export const AGENT_STATS_LABELS = ["agent_name", "template_name", "username", "workspace_name"] as const;
 
 export function defaultCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
@@ -57,6 +70,30 @@ export function defaultConfigDir(): string {
 export const serverOptions: OptionSpec[] = [
   { key: "httpAddress", flag: "http-address", env: "CODER_HTTP_ADDRESS", kind: "hostport", default: "127.0.0.1:3000", description: "HTTP bind address of the server." },
   { key: "accessUrl", flag: "access-url", env: "CODER_ACCESS_URL", kind: "url", default: "", description: "The URL that users and workspaces use to reach this server; derived from --http-address when unset." },
+  {
+    key: "wildcardAccessUrl",
+    flag: "wildcard-access-url",
+    env: "CODER_WILDCARD_ACCESS_URL",
+    kind: "string",
+    default: "",
+    description: "Host pattern for subdomain workspace apps, e.g. *.coder.example.com (optionally with a :port); its DNS must point at this server. Empty: only path-based apps.",
+  },
+  {
+    key: "dangerousAllowPathAppSharing",
+    flag: "dangerous-allow-path-app-sharing",
+    env: "CODER_DANGEROUS_ALLOW_PATH_APP_SHARING",
+    kind: "bool",
+    default: "false",
+    description: "Honor the sharing level of path-based apps. Dangerous: they run on the dashboard's origin, so an app's scripts act with the visitor's session.",
+  },
+  {
+    key: "dangerousAllowPathAppSiteOwnerAccess",
+    flag: "dangerous-allow-path-app-site-owner-access",
+    env: "CODER_DANGEROUS_ALLOW_PATH_APP_SITE_OWNER_ACCESS",
+    kind: "bool",
+    default: "false",
+    description: "Let site owners open other users' path-based apps. Dangerous for the same reason.",
+  },
   { key: "pgConnectionUrl", flag: "postgres-url", env: "CODER_PG_CONNECTION_URL", kind: "string", default: "", description: "URL of a PostgreSQL database. When empty, a built-in PostgreSQL is started under the config dir." },
   { key: "configDir", flag: "config-dir", env: "CODER_CONFIG_DIR", kind: "string", default: defaultConfigDir(), description: "Directory for the session, built-in PostgreSQL and other state." },
   { key: "logHuman", flag: "log-human", env: "CODER_LOGGING_HUMAN", kind: "string", default: "/dev/stderr", bareValue: "/dev/stderr", description: "Output human-readable logs to a given file." },
@@ -78,6 +115,33 @@ export const serverOptions: OptionSpec[] = [
   { key: "derpConfigPath", flag: "derp-config-path", env: "CODER_DERP_CONFIG_PATH", kind: "string", default: "", description: "Path to a relay map (JSON: Regions → Nodes) of custom relays, added to the embedded one." },
   { key: "derpConfigUrl", flag: "derp-config-url", env: "CODER_DERP_CONFIG_URL", kind: "url", default: "", description: "URL to fetch a relay map (JSON) of custom relays from, at start." },
   { key: "blockDirect", flag: "block-direct-connections", env: "CODER_BLOCK_DIRECT", kind: "bool", default: "false", description: "Never use direct paths between peers: every tunnel goes through a relay." },
+  { key: "prometheusEnable", flag: "prometheus-enable", env: "CODER_PROMETHEUS_ENABLE", kind: "bool", default: "false", description: "Serve Prometheus metrics at /metrics on --prometheus-address." },
+  { key: "prometheusAddress", flag: "prometheus-address", env: "CODER_PROMETHEUS_ADDRESS", kind: "hostport", default: "127.0.0.1:2112", description: "The address the Prometheus metrics endpoint listens on (separate from the API)." },
+  {
+    key: "prometheusCollectDbMetrics",
+    flag: "prometheus-collect-db-metrics",
+    env: "CODER_PROMETHEUS_COLLECT_DB_METRICS",
+    kind: "bool",
+    default: "false",
+    description: "Collect database query latencies (coderd_db_query_latencies_seconds); adds a little overhead to every query.",
+  },
+  {
+    key: "prometheusCollectAgentStats",
+    flag: "prometheus-collect-agent-stats",
+    env: "CODER_PROMETHEUS_COLLECT_AGENT_STATS",
+    kind: "bool",
+    default: "true",
+    description: "Export the agents' stats (coderd_agentstats_*); turn off for very large deployments.",
+  },
+  {
+    key: "prometheusAggregateAgentStatsBy",
+    flag: "prometheus-aggregate-agent-stats-by",
+    env: "CODER_PROMETHEUS_AGGREGATE_AGENT_STATS_BY",
+    kind: "list",
+    choices: AGENT_STATS_LABELS,
+    default: AGENT_STATS_LABELS.join(","),
+    description: `Labels agent metrics keep (comma-separated: ${AGENT_STATS_LABELS.join(", ")}); fewer labels, fewer series.`,
+  },
   { key: "provisionerJobPendingTimeoutMs", flag: "provisioner-job-pending-timeout", env: "CODER_PROVISIONER_JOB_PENDING_TIMEOUT", kind: "duration", default: "30m", description: "A job no daemon picked up for this long is failed." },
 ];
 
@@ -131,6 +195,12 @@ function parseValue(o: OptionSpec, raw: string): { value?: unknown; error?: stri
       } catch {
         return { error: `"${raw}" is not a valid URL` };
       }
+    }
+    case "list": {
+      const items = raw.split(",").map((s) => s.trim()).filter(Boolean);
+      const bad = o.choices ? items.filter((i) => !o.choices!.includes(i)) : [];
+      if (bad.length) return { error: `unknown value${bad.length > 1 ? "s" : ""} ${bad.map((b) => `"${b}"`).join(", ")}: use a comma-separated list of ${o.choices!.join(", ")}` };
+      return { value: [...new Set(items)] };
     }
     case "hostport": {
       const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]*):(\d{1,5})$/.exec(raw);

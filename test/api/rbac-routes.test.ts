@@ -1,6 +1,6 @@
 // Every route × every role: the status each gets. The table is the policy, written down; a
 // route added without a row fails the coverage test at the bottom.
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Client } from "../../src/codersdk/index.js";
@@ -267,6 +267,21 @@ const CASES: Case[] = [
   // The relay authenticates peers by their keys, inside the WebSocket.
   { method: "GET", route: "/derp", path: () => "/derp", expect: [400, 400, 400, 400, 400, 400] },
   { method: "GET", route: "/derp/latency-check", path: () => "/derp/latency-check", expect: [200, 200, 200, 200, 200, 200] },
+  // The web terminal needs "ssh" on the workspace; allowed callers get 400 (no WebSocket upgrade).
+  {
+    method: "GET",
+    route: "/api/v2/workspaceagents/:id/pty",
+    path: (f) => `/api/v2/workspaceagents/${f.agentId}/pty?reconnect=${randomUUID()}&width=80&height=24`,
+    expect: [401, 404, 404, 403, 404, 400],
+  },
+  // Subdomain apps are not enabled on this server (no CODER_WILDCARD_ACCESS_URL).
+  { method: "GET", route: "/api/v2/applications/auth-redirect", path: () => "/api/v2/applications/auth-redirect?redirect_uri=http%3A%2F%2Fx", expect: [404, 404, 404, 404, 404, 404] },
+  // Path-based apps (the agent owner's owner-only "web" app): only the workspace's owner may open
+  // them, not even a site owner, since they run on the dashboard's origin.
+  ...["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].flatMap((method): Case[] => [
+    { method, route: "/@:user/:workspace_and_agent/apps/:app", path: () => "/@agent-owner/with-agent/apps/web/", expect: [401, 404, 404, 403, 404, 403] },
+    { method, route: "/@:user/:workspace_and_agent/apps/:app/*", path: () => "/@agent-owner/with-agent.main/apps/web/x?y=1", expect: [401, 404, 404, 403, 404, 403] },
+  ]),
 ];
 
 /** The same routes on one's own user: everyone who is logged in may do these. */

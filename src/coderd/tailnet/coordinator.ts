@@ -3,10 +3,11 @@
 // every change is announced on one pubsub channel, so any replica can serve any peer and a client
 // on one replica finds an agent connected to another.
 import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { WebSocket } from "ws";
 import type { Pubsub, Store, TailnetPeer } from "../../database/index.js";
-import { peerMessageSchema, type CoordinatorMessage, type Node, type PeerInfo } from "../../tailnet/index.js";
+import { peerMessageSchema, type Coordination, type CoordinatorMessage, type Node, type PeerInfo } from "../../tailnet/index.js";
 import { CHANNEL_TAILNET } from "../pubsub-channels.js";
 
 const HEARTBEAT_MS = 10_000;
@@ -96,6 +97,16 @@ export class Coordinator {
     });
   }
 
+  /**
+   * A client inside this process (coderd's app proxy and web terminal) coordinating for one agent:
+   * the same path as serveClient, over an in-memory socket instead of a WebSocket.
+   */
+  connectLocal(agentId: string): LocalCoordination {
+    const local = new LocalCoordination();
+    this.serveClient(local.socket as unknown as WebSocket, agentId);
+    return local;
+  }
+
   private serve(conn: PeerConn, greet: () => Promise<void>): void {
     const log = this.logger.child({ peer: conn.id, kind: conn.kind, agent_id: conn.agentId });
     // Messages are handled one at a time, in order, so the stored node is always the latest.
@@ -178,5 +189,63 @@ export class Coordinator {
     } catch (err) {
       this.logger.warn({ err }, "removing this coordinator's peers failed");
     }
+  }
+}
+
+/** The part of a ws WebSocket the coordinator uses, carried in memory. */
+class MemorySocket extends EventEmitter {
+  readonly OPEN = 1;
+  readyState = 1;
+
+  constructor(
+    private readonly deliver: (text: string) => void,
+    private readonly onClose: () => void,
+  ) {
+    super();
+  }
+
+  /** Coordinator → peer. Delivered on a later tick, as a network would. */
+  send(data: string): void {
+    if (this.readyState === this.OPEN) queueMicrotask(() => this.readyState === this.OPEN && this.deliver(data));
+  }
+
+  close(): void {
+    if (this.readyState !== this.OPEN) return;
+    this.readyState = 3;
+    queueMicrotask(() => {
+      this.emit("close");
+      this.onClose();
+    });
+  }
+}
+
+/** A Coordination for an AgentConn inside coderd; "closed" when the coordinator dropped it. */
+export class LocalCoordination extends EventEmitter<{ peers: [Map<string, PeerInfo>]; refused: [Error]; closed: [] }> implements Coordination {
+  readonly peers = new Map<string, PeerInfo>();
+  readonly socket = new MemorySocket(
+    (text) => this.receive(text),
+    () => this.emit("closed"),
+  );
+
+  get closed(): boolean {
+    return this.socket.readyState !== this.socket.OPEN;
+  }
+
+  setNode(node: Node): void {
+    if (!this.closed) this.socket.emit("message", Buffer.from(JSON.stringify({ type: "node", node })), false);
+  }
+
+  private receive(text: string): void {
+    const msg = JSON.parse(text) as CoordinatorMessage;
+    if (msg.type === "peers") {
+      for (const p of msg.peers) this.peers.set(p.id, p);
+      this.emit("peers", this.peers);
+    } else if (msg.type === "peer_gone") {
+      if (this.peers.delete(msg.id)) this.emit("peers", this.peers);
+    }
+  }
+
+  close(): void {
+    this.socket.close();
   }
 }
