@@ -44,6 +44,7 @@ function killLeakedAgents(runDir: string): void {
 export default async function setup(project: TestProject) {
   // Inherited by the test workers, which put test servers' cache dirs here.
   const runDir = mkdtempSync(join(tmpdir(), RUN_DIR_PREFIX));
+  chmodSync(runDir, 0o755); // config dirs inside hold the built-in Postgres of server processes
   process.env.CODER_TEST_RUN_DIR = runDir;
   const dir = mkdtempSync(join(tmpdir(), "coder-test-pg-"));
   chmodSync(dir, 0o755); // readable by the postgres user when the suite runs as root

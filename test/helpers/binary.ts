@@ -9,7 +9,7 @@ export const CODER_BIN = resolve(import.meta.dirname, "../../bin/coder.js");
 
 /** A config dir the postgres system user can reach (the suite may run as root). */
 export function tempConfigDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "coder-cfg-"));
+  const dir = mkdtempSync(join(process.env.CODER_TEST_RUN_DIR ?? tmpdir(), "coder-cfg-"));
   chmodSync(dir, 0o755);
   onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
