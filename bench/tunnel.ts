@@ -11,17 +11,23 @@
 // `coder server`, local driver) dials the target on 127.0.0.1 through its tcp service.
 // Everything shares one machine: every mode runs while the server and agent idle in the
 // background, and the CPU each process used during each bulk test is reported next to it.
+//
+// Per mode: upload and download (Gbit/s over BENCH_TUNNEL_SECONDS, default 3, after a 0.5 s
+// warm-up, each on a fresh connection) and the round trip of a 64-byte message echoed back, one at
+// a time over one connection (BENCH_TUNNEL_ROUNDTRIPS, default 2000, after 200 warm-up trips).
+// BENCH_TUNNEL_MODES (e.g. "relay,direct") measures only some modes. Missed targets are reported,
+// not failed; `ok` is false only when a mode errored. Without /usr/sbin/sshd, openssh is skipped.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
-import { cpus, tmpdir, userInfo } from "node:os";
+import { cpus, loadavg, tmpdir, userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import type { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { packDirectory } from "../src/archive/index.js";
 import { Client, dialAgent, type AgentConn } from "../src/codersdk/index.js";
 import { EXAMPLE_TEMPLATE } from "../src/provisioners/index.js";
-import { delay, envSeconds, exited, freePort, log as logAs, percentile, ServerProcess, tail, within } from "./lib.js";
+import { delay, envSeconds, exited, freePort, log as logAs, machineBusyPct, percentile, ServerProcess, tail, within } from "./lib.js";
 
 const log = (msg: string) => logAs("tunnel", msg);
 const PASSWORD = "BenchmarkPassword!1";
@@ -31,6 +37,7 @@ const WARMUP_MS = 500;
 const WARMUP_ROUNDTRIPS = 200;
 /** Pause after each test so buffers still in flight drain before the next one starts. */
 const SETTLE_MS = 500;
+const MODE_NAMES = ["raw", "openssh", "relay", "direct"] as const;
 
 // ---------------------------------------------------------------------------------------------
 // The target server (its own process: `node tunnel.js serve`, prints its port on stdout).
@@ -71,12 +78,14 @@ function serve(): void {
   });
   srv.listen(0, "127.0.0.1", () => process.stdout.write(`${(srv.address() as { port: number }).port}\n`));
   process.on("SIGTERM", () => process.exit(0));
+  process.stdin.on("end", () => process.exit(0)).resume();
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === "serve") serve();
 
 async function startTarget(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "serve"], { stdio: ["ignore", "pipe", "inherit"] });
+  // Its stdin is a pipe from us: when this process goes away however it ends, so does the target.
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "serve"], { stdio: ["pipe", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
     let out = "";
     const timer = setTimeout(() => reject(new Error("the target server did not start within 10s")), 10_000);
@@ -92,6 +101,9 @@ async function startTarget(): Promise<{ child: ChildProcess; port: number }> {
       clearTimeout(timer);
       reject(new Error(`the target server exited (code ${code})`));
     });
+  }).catch((err: unknown) => {
+    child.kill("SIGKILL");
+    throw err;
   });
   return { child, port };
 }
@@ -99,11 +111,17 @@ async function startTarget(): Promise<{ child: ChildProcess; port: number }> {
 // ---------------------------------------------------------------------------------------------
 // Measurements on any Duplex that reaches the target.
 
-type Dial = () => Promise<Duplex>;
+/**
+ * Opens a connection to the target. With `count`, what arrives is only counted: a TCP socket then
+ * reads into one reused buffer (no Buffer per read, no 'data' events), so the client costs as
+ * little as it can per byte.
+ */
+type Dial = (count?: (bytes: number) => void) => Promise<Duplex>;
 
-function dialTcp(port: number): Promise<Socket> {
+function dialTcp(port: number, count?: (bytes: number) => void): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = connect({ host: "127.0.0.1", port, noDelay: true });
+    const onread = count && { buffer: Buffer.allocUnsafe(1024 * 1024), callback: (n: number) => (count(n), true) };
+    const s = connect({ host: "127.0.0.1", port, noDelay: true, ...(onread ? { onread } : {}) });
     s.once("connect", () => {
       s.off("error", reject);
       resolve(s);
@@ -146,16 +164,28 @@ function cpuSeconds(pid: number, tree = false): number {
 /** Processes whose CPU use is reported during bulk tests: name → pid (and whether to count its children). */
 type Watched = Record<string, { pid: number; tree?: boolean }>;
 
-async function withCpu<T>(watched: Watched, fn: () => Promise<T>): Promise<{ result: T; cpu_percent: Record<string, number> }> {
-  const before = Object.fromEntries(Object.entries(watched).map(([k, w]) => [k, cpuSeconds(w.pid, w.tree)]));
-  const self0 = process.cpuUsage();
-  const t0 = performance.now();
-  const result = await fn();
-  const secs = (performance.now() - t0) / 1000;
-  const self = process.cpuUsage(self0);
-  const cpu_percent: Record<string, number> = { client: Math.round(((self.user + self.system) / 1e6 / secs) * 100) };
-  for (const [k, w] of Object.entries(watched)) cpu_percent[k] = Math.round(((cpuSeconds(w.pid, w.tree) - before[k]!) / secs) * 100);
-  return { result, cpu_percent };
+/** CPU used by this process ("client") and the watched ones between start() and stop(), in % of one core. */
+function cpuMeter(watched: Watched): { start(): void; stop(): void; readonly percent: Record<string, number> } {
+  let before: Record<string, number> = {};
+  let self0: NodeJS.CpuUsage | undefined;
+  let t0 = 0;
+  const percent: Record<string, number> = {};
+  return {
+    percent,
+    start() {
+      before = Object.fromEntries(Object.entries(watched).map(([k, w]) => [k, cpuSeconds(w.pid, w.tree)]));
+      self0 = process.cpuUsage();
+      t0 = performance.now();
+    },
+    stop() {
+      if (!self0) return;
+      const secs = (performance.now() - t0) / 1000;
+      const self = process.cpuUsage(self0);
+      percent.client = Math.round(((self.user + self.system) / 1e6 / secs) * 100);
+      for (const [k, w] of Object.entries(watched)) percent[k] = Math.round(((cpuSeconds(w.pid, w.tree) - before[k]!) / secs) * 100);
+      self0 = undefined;
+    },
+  };
 }
 
 interface Throughput {
@@ -163,7 +193,10 @@ interface Throughput {
   mbyte_per_s: number;
   bytes: number;
   seconds: number;
+  /** CPU the processes on the path used meanwhile (100 = one core): the client (this process), the target, and the tunnel's own processes. */
   cpu_percent: Record<string, number>;
+  /** Throughput per core-second of all those processes together: how much each byte costs, which other load on a shared machine changes far less than the throughput itself. */
+  gbit_per_cpu_second: number | null;
 }
 
 function streamFailure(s: Duplex): Promise<never> {
@@ -175,7 +208,8 @@ function streamFailure(s: Duplex): Promise<never> {
 
 /** Client → target: writes as fast as the path takes; the rate is what the sink saw arrive. */
 async function upload(dial: Dial, seconds: number, watched: Watched): Promise<Throughput> {
-  const { result, cpu_percent } = await withCpu(watched, async () => {
+  const cpu = cpuMeter(watched);
+  const result = await (async () => {
     const s = await dial();
     const failed = streamFailure(s);
     failed.catch(() => {});
@@ -204,44 +238,59 @@ async function upload(dial: Dial, seconds: number, watched: Watched): Promise<Th
     s.write(Buffer.from("U"));
     pump();
     try {
-      await Promise.race([delay(measureTo - start + 100), failed]);
+      await Promise.race([delay(WARMUP_MS), failed]);
+      cpu.start();
+      await Promise.race([delay(measureTo - performance.now()), failed]);
+      cpu.stop();
+      await Promise.race([delay(100), failed]); // the last ack of the window on its way
     } finally {
       stopped = true;
       s.destroy();
     }
     if (!first || !last || last.ms <= first.ms) throw new Error("the sink reported no progress during the test");
     return { bytes: last.bytes - first.bytes, seconds: (last.ms - first.ms) / 1000 };
-  });
+  })();
   await delay(SETTLE_MS);
-  return rate(result.bytes, result.seconds, cpu_percent);
+  return rate(result.bytes, result.seconds, cpu.percent);
 }
 
 /** Target → client: the source sends as fast as the path takes; counted here as it arrives. */
 async function download(dial: Dial, seconds: number, watched: Watched): Promise<Throughput> {
-  const { result, cpu_percent } = await withCpu(watched, async () => {
-    const s = await dial();
+  const cpu = cpuMeter(watched);
+  const result = await (async () => {
+    let bytes = 0;
+    const s = await dial((n) => (bytes += n));
     const failed = streamFailure(s);
     failed.catch(() => {});
-    let bytes = 0;
-    s.on("data", (d: Buffer) => (bytes += d.length));
     s.write(Buffer.from("D"));
     try {
       await Promise.race([delay(WARMUP_MS), failed]);
       const b0 = bytes;
       const t0 = performance.now();
+      cpu.start();
       await Promise.race([delay(seconds * 1000), failed]);
+      cpu.stop();
       return { bytes: bytes - b0, seconds: (performance.now() - t0) / 1000 };
     } finally {
       s.destroy();
     }
-  });
+  })();
   await delay(SETTLE_MS);
-  return rate(result.bytes, result.seconds, cpu_percent);
+  return rate(result.bytes, result.seconds, cpu.percent);
 }
 
 function rate(bytes: number, seconds: number, cpu_percent: Record<string, number>): Throughput {
   if (bytes <= 0) throw new Error("no bytes moved during the test");
-  return { gbit_per_s: round((bytes * 8) / seconds / 1e9), mbyte_per_s: round(bytes / seconds / 1e6, 1), bytes, seconds: round(seconds, 2), cpu_percent };
+  const gbit = (bytes * 8) / seconds / 1e9;
+  const cores = Object.values(cpu_percent).reduce((a, b) => a + b, 0) / 100;
+  return {
+    gbit_per_s: round(gbit),
+    mbyte_per_s: round(bytes / seconds / 1e6, 1),
+    bytes,
+    seconds: round(seconds, 2),
+    cpu_percent,
+    gbit_per_cpu_second: cores > 0 ? round(gbit / cores) : null,
+  };
 }
 
 interface Latency {
@@ -309,9 +358,9 @@ async function measure(name: string, dial: Dial, watched: Watched, seconds: numb
   const out: ModeResult = { ...extra };
   try {
     out.upload = await upload(dial, seconds, watched);
-    log(`${name}: upload ${out.upload.gbit_per_s} Gbit/s ${JSON.stringify(out.upload.cpu_percent)}`);
+    log(`${name}: upload ${out.upload.gbit_per_s} Gbit/s, CPU ${JSON.stringify(out.upload.cpu_percent)}, ${out.upload.gbit_per_cpu_second} Gbit/core-s`);
     out.download = await download(dial, seconds, watched);
-    log(`${name}: download ${out.download.gbit_per_s} Gbit/s ${JSON.stringify(out.download.cpu_percent)}`);
+    log(`${name}: download ${out.download.gbit_per_s} Gbit/s, CPU ${JSON.stringify(out.download.cpu_percent)}, ${out.download.gbit_per_cpu_second} Gbit/core-s`);
     out.latency = await latency(dial, roundTrips);
     log(`${name}: round trip p50 ${out.latency.p50_ms} ms, p99 ${out.latency.p99_ms} ms`);
   } catch (err) {
@@ -476,13 +525,12 @@ async function drain<T>(it: AsyncIterable<T>, each?: (v: T) => void): Promise<vo
 }
 
 interface Workspace {
-  client: Client;
   agentId: string;
   agentPid: number | null;
-  workspaceId: string;
 }
 
-async function startWorkspace(server: ServerProcess, cleanups: Array<() => Promise<void>>): Promise<Workspace> {
+/** The first user, logged in, and a template from the example. */
+async function setupDeployment(server: ServerProcess): Promise<{ client: Client; templateId: string }> {
   await server.waitReady();
   const client = new Client(server.url);
   await client.createFirstUser({ email: "admin@example.com", username: "admin", password: PASSWORD });
@@ -493,7 +541,12 @@ async function startWorkspace(server: ServerProcess, cleanups: Array<() => Promi
   const v = await client.templateVersion(version.id);
   if (v.job.status !== "succeeded") throw new Error(`template import ${v.job.status}: ${v.job.error}`);
   const template = await client.createTemplate("default", { name: "bench", template_version_id: version.id });
-  const ws = await client.createWorkspace("me", { name: "tunnel", template_id: template.id });
+  return { client, templateId: template.id };
+}
+
+/** A workspace whose agent is connected and ready; deleted (and its agent made sure gone) by the cleanups. */
+async function buildWorkspace(client: Client, templateId: string, name: string, cleanups: Array<() => Promise<void>>): Promise<Workspace> {
+  const ws = await client.createWorkspace("me", { name, template_id: templateId });
   let agentPid: number | null = null;
   await drain(client.followWorkspaceBuildLogs(ws.latest_build.id), (l) => {
     const m = /^Started agent "[^"]*" \(pid (\d+)\)/.exec(l.output);
@@ -507,11 +560,11 @@ async function startWorkspace(server: ServerProcess, cleanups: Array<() => Promi
       const b = await client.createWorkspaceBuild(ws.id, { transition: "delete" });
       await within(drain(client.followWorkspaceBuildLogs(b.id)), 60_000);
     } catch (err) {
-      log(`deleting the workspace failed: ${(err as Error).message}`);
+      log(`deleting workspace ${name} failed: ${(err as Error).message}`);
     }
     // The agent is detached from the server: make sure it is gone (only if that pid is still our agent).
     const pid = agentPid;
-    if (pid && agentId && readEnviron(pid).includes(`CODER_AGENT_ID=${agentId}`)) {
+    if (pid && agentId && agentAlive({ agentId, agentPid: pid })) {
       log(`agent pid ${pid} still running after the delete: killing it`);
       try {
         process.kill(-pid, "SIGKILL");
@@ -528,12 +581,39 @@ async function startWorkspace(server: ServerProcess, cleanups: Array<() => Promi
   if (!agentId) throw new Error("the workspace build has no agent");
   const deadline = Date.now() + 60_000;
   for (;;) {
+    if (!agentAlive({ agentId, agentPid })) throw new AgentKilled(agentPid);
     const a = await client.workspaceAgent(agentId);
     if (a.status === "connected" && a.lifecycle_state === "ready") break;
     if (Date.now() > deadline) throw new Error(`agent not ready within 60s (status ${a.status}, lifecycle ${a.lifecycle_state})`);
     await delay(200);
   }
-  return { client, agentId, agentPid, workspaceId: ws.id };
+  return { agentId, agentPid };
+}
+
+class AgentKilled extends Error {
+  constructor(pid: number | null) {
+    super(`the agent process (pid ${pid}) is gone: killed from outside this benchmark`);
+  }
+}
+
+/**
+ * The agent runs detached; something outside this benchmark may kill it (e.g. a concurrent test
+ * run's teardown that stops every loopback agent it finds). Then another workspace is built.
+ */
+async function readyWorkspace(client: Client, templateId: string, name: string, cleanups: Array<() => Promise<void>>): Promise<Workspace> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await buildWorkspace(client, templateId, attempt === 1 ? name : `${name}-${attempt}`, cleanups);
+    } catch (err) {
+      if (!(err instanceof AgentKilled) || attempt >= 3) throw err;
+      log(`${err.message}; building another workspace`);
+    }
+  }
+}
+
+/** Whether the workspace's agent process still runs (a pid not recycled by something else). */
+function agentAlive(ws: Workspace): boolean {
+  return ws.agentPid === null || readEnviron(ws.agentPid).includes(`CODER_AGENT_ID=${ws.agentId}`);
 }
 
 function readEnviron(pid: number): string[] {
@@ -545,12 +625,13 @@ function readEnviron(pid: number): string[] {
 }
 
 function tunnelDial(conn: AgentConn, port: number, path: "relay" | "direct"): Dial {
-  return async () => {
+  return async (count) => {
     const { stream, path: got } = await conn.openStream({ service: "tcp", port });
     if (got !== path) {
       stream.destroy();
       throw new Error(`the stream took the ${got} path, not ${path}`);
     }
+    if (count) stream.on("data", (d: Buffer) => count(d.length));
     return stream;
   };
 }
@@ -577,6 +658,8 @@ function waitDirect(conn: AgentConn, ms: number): Promise<boolean> {
 export interface TunnelBenchmarkDoc {
   benchmark: "tunnel";
   machine: { cpus: number; node: string };
+  /** Measured over 1 s before the first mode: the machine is shared (2 cores), so read the figures with this in mind. */
+  background: { busy_percent: number | null; loadavg_1m: number };
   seconds: number;
   round_trips: number;
   chunk_bytes: number;
@@ -594,7 +677,32 @@ export interface TunnelBenchmarkDoc {
 export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; ok: boolean }> {
   const seconds = envSeconds("BENCH_TUNNEL_SECONDS", 3);
   const roundTrips = Math.round(envSeconds("BENCH_TUNNEL_ROUNDTRIPS", 2000));
+  const selected = new Set((process.env.BENCH_TUNNEL_MODES || MODE_NAMES.join(",")).split(",").map((m) => m.trim()));
+  for (const m of selected) if (!(MODE_NAMES as readonly string[]).includes(m)) throw new Error(`BENCH_TUNNEL_MODES: unknown mode "${m}" (known: ${MODE_NAMES.join(", ")})`);
+  const notSelected: ModeResult = { skipped: "not selected (BENCH_TUNNEL_MODES)" };
+  let background: TunnelBenchmarkDoc["background"] = { busy_percent: null, loadavg_1m: 0 };
   const cleanups: Array<() => Promise<void>> = [];
+  let cleaning: Promise<void> | undefined;
+  /** Last in, first out; each step runs even when one before it failed. Idempotent. */
+  const cleanUp = () =>
+    (cleaning ??= (async () => {
+      const t0 = performance.now();
+      for (const c of cleanups.reverse()) {
+        try {
+          await c();
+        } catch (err) {
+          log(`cleanup failed: ${(err as Error).message}`);
+        }
+      }
+      log(`cleaned up in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+    })());
+  // Interrupted: the detached agent, sshd and the server's Postgres would outlive us otherwise.
+  const onSignal = (sig: NodeJS.Signals) => {
+    log(`${sig}: cleaning up`);
+    void cleanUp().finally(() => process.exit(sig === "SIGINT" ? 130 : 143));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   const dir = mkdtempSync(join(tmpdir(), "coder-bench-tunnel-"));
   cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
   const modes = {} as TunnelBenchmarkDoc["modes"];
@@ -609,25 +717,39 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
     log(`target server (pid ${targetPid}) on 127.0.0.1:${target.port}`);
 
     // The server and workspace first, so every mode is measured with them idling in the background.
+    let deployment: { client: Client; templateId: string } | undefined;
     let ws: Workspace | undefined;
     let wsError: string | undefined;
-    try {
-      server = await ServerProcess.start({ args: ["--provisioner-daemons", "1"], name: "tunnel" });
-      const s = server;
-      cleanups.push(() => s.stop());
-      ws = await startWorkspace(server, cleanups);
-      log(`workspace up; agent ${ws.agentId} (pid ${ws.agentPid ?? "?"})`);
-    } catch (err) {
-      wsError = `setting up the server and workspace failed: ${(err as Error).message}`;
-      log(wsError);
-      if (server) log(tail(server.logFile));
+    if (selected.has("relay") || selected.has("direct")) {
+      try {
+        server = await ServerProcess.start({ args: ["--provisioner-daemons", "1"], name: "tunnel" });
+        const s = server;
+        cleanups.push(() => s.stop());
+        deployment = await setupDeployment(server);
+        ws = await readyWorkspace(deployment.client, deployment.templateId, "tunnel", cleanups);
+        log(`workspace up; agent ${ws.agentId} (pid ${ws.agentPid ?? "?"})`);
+      } catch (err) {
+        wsError = `setting up the server and workspace failed: ${(err as Error).message}`;
+        log(wsError);
+        if (server) log(tail(server.logFile));
+      }
     }
 
-    const targetOnly: Watched = { target: { pid: targetPid } };
-    log(`raw: measuring (${seconds}s per direction, ${roundTrips} round trips)`);
-    modes.raw = await measure("raw", () => dialTcp(target.port), targetOnly, seconds, roundTrips);
+    // What else keeps this machine busy (other work, the idle server) while the modes are measured.
+    background = { busy_percent: await machineBusyPct(1000), loadavg_1m: round(loadavg()[0] ?? 0, 2) };
+    log(`machine ${background.busy_percent}% busy before measuring (load average ${background.loadavg_1m})`);
 
-    if (!existsSync(SSHD)) {
+    const targetOnly: Watched = { target: { pid: targetPid } };
+    if (!selected.has("raw")) {
+      modes.raw = notSelected;
+    } else {
+      log(`raw: measuring (${seconds}s per direction, ${roundTrips} round trips)`);
+      modes.raw = await measure("raw", (count) => dialTcp(target.port, count), targetOnly, seconds, roundTrips);
+    }
+
+    if (!selected.has("openssh")) {
+      modes.openssh = notSelected;
+    } else if (!existsSync(SSHD)) {
       modes.openssh = { skipped: `${SSHD} is not installed (apt-get install -y openssh-server)` };
     } else {
       try {
@@ -635,7 +757,7 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
         log(`openssh (${ossh.version}, ${ossh.cipher}): measuring`);
         modes.openssh = await measure(
           "openssh",
-          () => dialTcp(ossh.localPort),
+          (count) => dialTcp(ossh.localPort, count),
           { ...targetOnly, ssh: { pid: ossh.ssh.pid! }, sshd: { pid: ossh.sshd.pid!, tree: true } },
           seconds,
           roundTrips,
@@ -647,44 +769,61 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
       }
     }
 
-    if (!ws || !server) {
-      modes.relay = { error: wsError ?? "no workspace" };
-      modes.direct = { error: wsError ?? "no workspace" };
+    if (!ws || !server || !deployment) {
+      modes.relay = selected.has("relay") ? { error: wsError ?? "no workspace" } : notSelected;
+      modes.direct = selected.has("direct") ? { error: wsError ?? "no workspace" } : notSelected;
     } else {
-      const watched: Watched = { ...targetOnly, server: { pid: server.child.pid! }, ...(ws.agentPid ? { agent: { pid: ws.agentPid } } : {}) };
-      let conn: AgentConn | undefined;
-      try {
-        conn = await dialAgent(ws.client, ws.agentId, { blockDirect: true });
-        log(`relay: measuring`);
-        modes.relay = await measure("relay", tunnelDial(conn, target.port, "relay"), watched, seconds, roundTrips);
-      } catch (err) {
-        modes.relay = { error: (err as Error).message };
-        log(`relay failed: ${(err as Error).message}`);
-      } finally {
-        conn?.close();
-        conn = undefined;
-      }
-      try {
-        conn = await dialAgent(ws.client, ws.agentId);
-        const t0 = performance.now();
-        if (!(await waitDirect(conn, 20_000))) throw new Error("no direct path within 20s");
-        log(`direct: path up after ${Math.round(performance.now() - t0)} ms; measuring`);
-        modes.direct = await measure("direct", tunnelDial(conn, target.port, "direct"), watched, seconds, roundTrips);
-      } catch (err) {
-        modes.direct = { error: (err as Error).message };
-        log(`direct failed: ${(err as Error).message}`);
-      } finally {
-        conn?.close();
-      }
+      const { client, templateId } = deployment;
+      const serverPid = server.child.pid!;
+      let current = ws;
+      let rebuilt = 0;
+      /**
+       * The agent runs detached; something outside this benchmark may have killed it meanwhile
+       * (e.g. a concurrent test run's teardown that stops every loopback agent it finds). Then a
+       * fresh workspace replaces it, and the run says so.
+       */
+      const live = async (): Promise<Workspace> => {
+        if (agentAlive(current)) return current;
+        log(`the agent process (pid ${current.agentPid}) is gone, killed from outside this benchmark: building a new workspace`);
+        current = await readyWorkspace(client, templateId, `tunnel-r${++rebuilt}`, cleanups);
+        log(`workspace up; agent ${current.agentId} (pid ${current.agentPid ?? "?"})`);
+        return current;
+      };
+      const tunnelMode = async (path: "relay" | "direct"): Promise<ModeResult> => {
+        const rebuiltBefore = rebuilt;
+        for (let attempt = 1; ; attempt++) {
+          let conn: AgentConn | undefined;
+          let result: ModeResult;
+          let w: Workspace | undefined;
+          try {
+            w = await live();
+            const watched: Watched = { ...targetOnly, server: { pid: serverPid }, ...(w.agentPid ? { agent: { pid: w.agentPid } } : {}) };
+            const t0 = performance.now();
+            conn = await dialAgent(client, w.agentId, { blockDirect: path === "relay" });
+            if (path === "direct" && !(await waitDirect(conn, 20_000))) throw new Error("no direct path within 20s");
+            log(`${path}: session up after ${Math.round(performance.now() - t0)} ms; measuring`);
+            result = await measure(path, tunnelDial(conn, target.port, path), watched, seconds, roundTrips);
+          } catch (err) {
+            result = { error: (err as Error).message };
+            log(`${path} failed: ${result.error}`);
+          } finally {
+            conn?.close();
+          }
+          if (result.error && w && !agentAlive(w) && attempt < 3) {
+            log(`${path}: the agent died during the test (killed from outside); again with a new workspace`);
+            continue;
+          }
+          if (rebuilt > rebuiltBefore) result.workspaces_rebuilt = rebuilt - rebuiltBefore;
+          return result;
+        }
+      };
+      modes.relay = selected.has("relay") ? await tunnelMode("relay") : notSelected;
+      modes.direct = selected.has("direct") ? await tunnelMode("direct") : notSelected;
     }
   } finally {
-    for (const c of cleanups.reverse()) {
-      try {
-        await c();
-      } catch (err) {
-        log(`cleanup failed: ${(err as Error).message}`);
-      }
-    }
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await cleanUp();
   }
 
   const gbit = (m: ModeResult | undefined, d: "upload" | "download") => m?.[d]?.gbit_per_s ?? null;
@@ -716,6 +855,7 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
   const doc: TunnelBenchmarkDoc = {
     benchmark: "tunnel",
     machine: { cpus: cpus().length, node: process.version },
+    background,
     seconds,
     round_trips: roundTrips,
     chunk_bytes: CHUNK_BYTES,

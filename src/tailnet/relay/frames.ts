@@ -205,8 +205,12 @@ export type PairKind = (typeof PairKind)[keyof typeof PairKind];
 
 /** kind + conn id */
 export const PAIR_HEADER = 5;
-/** Largest DATA payload (bytes of the stream) in one body. */
-export const MAX_DATA = 64 * 1024;
+/**
+ * Largest DATA payload (bytes of the stream) in one body: above one 64 KiB mux frame plus its
+ * encryption overhead, so each encrypted message crosses the relay as one frame instead of a
+ * full one and a 25-byte straggler.
+ */
+export const MAX_DATA = 128 * 1024;
 export const MAX_RST_REASON = 256;
 /** Set on conn ids in frames sent by the acceptor. */
 export const ACCEPTOR_BIT = 0x80000000;
