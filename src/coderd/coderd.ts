@@ -16,6 +16,7 @@ import { ProvisionerdServer } from "./provisionerdserver/server.js";
 import { RelayServer } from "../tailnet/index.js";
 import { Coordinator } from "./tailnet/coordinator.js";
 import { AgentConns } from "./workspaceapps/agent-conns.js";
+import { CoderdMetrics } from "./prometheusmetrics/index.js";
 import { parseWildcardAccessUrl } from "./workspaceapps/hosts.js";
 import * as buildinfo from "./routes/buildinfo.js";
 import * as files from "./routes/files.js";
@@ -35,6 +36,8 @@ export interface Coderd {
   builtinDaemons: BuiltinDaemons;
   /** The embedded relay, when enabled. */
   relayServer: RelayServer | undefined;
+  /** The Prometheus registry (serve it with startMetricsListener), when enabled. */
+  metrics: CoderdMetrics | undefined;
   /** Listens on host:port; resolves with the bound address. */
   listen(host: string, port: number): Promise<{ host: string; port: number }>;
   /** Stops accepting, lets in-flight requests finish, then resolves. */
@@ -65,6 +68,9 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
   });
   // The API speaks JSON only; anything else is a 415, not a string handed to a JSON schema.
   app.removeContentTypeParser("text/plain");
+
+  const metrics = opts.prometheus ? new CoderdMetrics(opts.prometheus) : undefined;
+  metrics?.instrumentApi(app);
 
   let closing = false;
   app.addHook("onRequest", async (req, reply) => {
@@ -105,18 +111,26 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
   });
 
   await app.register(websocket, { options: { maxPayload: 64 * 1024 * 1024 } });
+  metrics?.instrumentWebsockets(app);
+  if (metrics) metrics.instrumentPubsub(opts.pubsub);
+  const store = metrics && opts.prometheus?.collectDbMetrics ? metrics.instrumentStore(opts.store) : opts.store;
 
   const authCache = new ApiKeyCache(opts.pubsub);
   await authCache.start();
-  const ctx = { ...opts, authCache, agentWrites: new AgentWrites(opts.store, opts.pubsub) } as Ctx;
+  const ctx = { ...opts, store, metrics, authCache, agentWrites: new AgentWrites(store, opts.pubsub) } as Ctx;
   ctx.provisionerd = new ProvisionerdServer(ctx, {
     hangTimeoutMs: opts.provisionerJobHangTimeoutMs,
     pendingTimeoutMs: opts.provisionerJobPendingTimeoutMs,
   });
+  metrics?.instrumentProvisionerd(ctx.provisionerd);
   await ctx.provisionerd.start();
   ctx.coordinator = new Coordinator(opts.store, opts.pubsub, opts.logger.child({ component: "coordinator" }));
   await ctx.coordinator.start();
   ctx.relayServer = opts.relay.embedded ? new RelayServer({ logger: opts.logger.child({ component: "relay" }) }) : undefined;
+  if (metrics) {
+    metrics.instrumentAgents(opts.store);
+    if (ctx.relayServer) metrics.instrumentRelay(ctx.relayServer);
+  }
 
   ctx.agentConns = new AgentConns(ctx, opts.logger.child({ component: "agentconns" }));
   const wildcard = parseWildcardAccessUrl(opts.wildcardAccessUrl ?? "");
@@ -143,6 +157,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
     provisionerd: ctx.provisionerd,
     builtinDaemons: builtin,
     relayServer: ctx.relayServer,
+    metrics,
     setAccessUrl: (url) => {
       ctx.accessUrl = url;
     },
@@ -164,6 +179,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
         ctx.agentConns.close();
         ctx.relayServer?.close();
         await ctx.coordinator.stop();
+        metrics?.close();
       }
     },
   };

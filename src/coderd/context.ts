@@ -7,6 +7,7 @@ import type { ApiKeyCache } from "./auth/api-key-cache.js";
 import type { Coordinator } from "./tailnet/coordinator.js";
 import type { ProvisionerdServer } from "./provisionerdserver/server.js";
 import type { AgentConns } from "./workspaceapps/agent-conns.js";
+import type { CoderdMetrics, PrometheusOptions } from "./prometheusmetrics/index.js";
 
 export interface CoderdOptions {
   store: Store;
@@ -35,6 +36,8 @@ export interface CoderdOptions {
   dangerousAllowPathAppSharing?: boolean;
   /** CODER_DANGEROUS_ALLOW_PATH_APP_SITE_OWNER_ACCESS: site owners may open others' path-based apps. */
   dangerousAllowPathAppSiteOwnerAccess?: boolean;
+  /** CODER_PROMETHEUS_ENABLE and its settings (undefined: no metrics are recorded). */
+  prometheus?: PrometheusOptions;
 }
 
 /** The relays peers use: this server's embedded one and any from a custom relay map. */
@@ -60,4 +63,6 @@ export type Ctx = CoderdOptions & {
   relayServer: RelayServer | undefined;
   /** coderd's own connections to agents (app proxy, web terminal). */
   agentConns: AgentConns;
+  /** The Prometheus registry and instruments, when enabled. */
+  metrics: CoderdMetrics | undefined;
 };

@@ -17,6 +17,7 @@ import {
 import type { Logger } from "../logging/index.js";
 import { parseRelayMap, type RelayMap } from "../tailnet/index.js";
 import { createCoderd, type Coderd } from "./coderd.js";
+import { startMetricsListener, type AgentLabel, type MetricsListener } from "./prometheusmetrics/index.js";
 import { parseWildcardAccessUrl } from "./workspaceapps/hosts.js";
 
 /** A setting that cannot work; the message names the flag and the variable. */
@@ -27,6 +28,8 @@ export interface RunningServer {
   listenUrl: string;
   accessUrl: string;
   coderd: Coderd;
+  /** The Prometheus endpoint (CODER_PROMETHEUS_ENABLE), e.g. http://127.0.0.1:2112/metrics. */
+  metricsUrl?: string;
   /** Graceful stop: no new requests, in-flight ones finish, database closed, embedded Postgres stopped. */
   close(): Promise<void>;
 }
@@ -43,13 +46,13 @@ function splitHostPort(addr: string): { host: string; port: number } {
 }
 
 /** Fails fast, before Postgres starts, when the listen address is taken or not ours. */
-function checkBindable(host: string, port: number): Promise<void> {
+function checkBindable(host: string, port: number, key: keyof DeploymentValues = "httpAddress"): Promise<void> {
   return new Promise((res, rej) => {
     const srv = createServer();
     srv.once("error", (err: NodeJS.ErrnoException) => {
       const why =
         err.code === "EADDRINUSE" ? "the address is already in use" : err.code === "EADDRNOTAVAIL" ? "no interface has this address" : err.code === "EACCES" ? "permission denied" : err.message;
-      rej(new ConfigError(`${opt("httpAddress")}: cannot listen on ${host}:${port}: ${why}`));
+      rej(new ConfigError(`${opt(key)}: cannot listen on ${host}:${port}: ${why}`));
     });
     srv.listen(port, host, () => srv.close(() => res()));
   });
@@ -63,6 +66,8 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
   }
   const { host, port } = splitHostPort(values.httpAddress);
   if (port !== 0) await checkBindable(host, port);
+  const prom = values.prometheusEnable ? splitHostPort(values.prometheusAddress) : undefined;
+  if (prom && prom.port !== 0) await checkBindable(prom.host, prom.port, "prometheusAddress");
 
   let embedded: EmbeddedInstance | undefined;
   // Checked before anything starts: a bad relay map is a configuration error like any other.
@@ -132,6 +137,13 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
         custom: customRelayMap,
         blockDirect: values.blockDirect,
       },
+      prometheus: values.prometheusEnable
+        ? {
+            collectDbMetrics: values.prometheusCollectDbMetrics,
+            collectAgentStats: values.prometheusCollectAgentStats,
+            aggregateAgentStatsBy: values.prometheusAggregateAgentStatsBy as AgentLabel[],
+          }
+        : undefined,
     });
     let bound: { host: string; port: number };
     try {
@@ -146,6 +158,16 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
       coderd.setAccessUrl(accessUrl);
     }
     logger.info({ address: actualListen }, `Started HTTP listener at ${actualListen}`);
+    let metricsListener: MetricsListener | undefined;
+    if (prom && coderd.metrics) {
+      try {
+        metricsListener = await startMetricsListener(coderd.metrics, prom.host, prom.port);
+      } catch (err) {
+        await coderd.close().catch(() => {});
+        throw new ConfigError(`${opt("prometheusAddress")}: cannot listen on ${values.prometheusAddress}: ${(err as Error).message}`);
+      }
+      logger.info({ address: metricsListener.url }, `Prometheus metrics at ${metricsListener.url}`);
+    }
     logger.info({ access_url: accessUrl }, `View the Web UI: ${accessUrl}`);
 
     let closing: Promise<void> | undefined;
@@ -153,9 +175,11 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
       listenUrl: port === 0 ? actualListen : listenUrl,
       accessUrl,
       coderd,
+      metricsUrl: metricsListener?.url,
       close: () =>
         (closing ??= (async () => {
           logger.info("shutting down: waiting for in-flight requests");
+          await metricsListener?.close();
           await coderd.close();
           await cleanup();
           logger.info("shutdown complete");

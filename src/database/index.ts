@@ -4,7 +4,7 @@ export { migrate, loadMigrations, SchemaTooNewError, type Migration, type Migrat
 export { startEmbedded, embeddedDir, type EmbeddedInstance } from "./embedded.js";
 export { createStore, type Store } from "./store.js";
 export { openDatabase, type Database } from "./open.js";
-export { PgPubsub, MAX_PAYLOAD_BYTES, type Pubsub, type Subscriber } from "./pubsub.js";
+export { PgPubsub, MAX_PAYLOAD_BYTES, type Pubsub, type PubsubObserver, type PubsubStats, type Subscriber } from "./pubsub.js";
 export { isUniqueViolation } from "./errors.js";
 export type * from "./schema.js";
 export type { NewResource, ResourceWithAgents } from "./queries/workspace-resources.js";

@@ -11,6 +11,19 @@ export interface Subscriber {
   onDrop?(): void;
 }
 
+/** Told about traffic and connection loss, for metrics (kept cheap: called on every message). */
+export interface PubsubObserver {
+  published(bytes: number, ok: boolean): void;
+  received(bytes: number): void;
+  disconnected(): void;
+}
+
+export interface PubsubStats {
+  connected: boolean;
+  channels: number;
+  subscribers: number;
+}
+
 export interface Pubsub {
   publish(channel: string, payload: string): Promise<void>;
   /** Several notifications in one round trip (the agents' batched writes announce many at once). */
@@ -18,6 +31,9 @@ export interface Pubsub {
   /** Resolves once the LISTEN is in effect; the returned function unsubscribes. */
   subscribe(channel: string, subscriber: Subscriber): Promise<() => void>;
   close(): Promise<void>;
+  /** Adds an observer (metrics); the returned function removes it. */
+  observe?(observer: PubsubObserver): () => void;
+  stats?(): PubsubStats;
 }
 
 const ident = (channel: string) => {
@@ -32,6 +48,7 @@ export class PgPubsub implements Pubsub {
   private closed = false;
   private backoffMs = 100;
   private listenChain: Promise<void> = Promise.resolve();
+  private readonly observers = new Set<PubsubObserver>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -42,7 +59,29 @@ export class PgPubsub implements Pubsub {
   async publish(channel: string, payload: string): Promise<void> {
     if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) throw new Error(`pubsub payload on ${channel} exceeds ${MAX_PAYLOAD_BYTES} bytes`);
     ident(channel);
-    await this.pool.query("SELECT pg_notify($1, $2)", [channel, payload]);
+    if (this.observers.size === 0) {
+      await this.pool.query("SELECT pg_notify($1, $2)", [channel, payload]);
+      return;
+    }
+    const bytes = Buffer.byteLength(payload);
+    try {
+      await this.pool.query("SELECT pg_notify($1, $2)", [channel, payload]);
+    } catch (err) {
+      for (const o of this.observers) o.published(bytes, false);
+      throw err;
+    }
+    for (const o of this.observers) o.published(bytes, true);
+  }
+
+  observe(observer: PubsubObserver): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
+  }
+
+  stats(): PubsubStats {
+    let subscribers = 0;
+    for (const s of this.channels.values()) subscribers += s.size;
+    return { connected: this.client !== undefined, channels: this.channels.size, subscribers };
   }
 
   async publishMany(messages: Array<{ channel: string; payload: string }>): Promise<void> {
@@ -51,7 +90,18 @@ export class PgPubsub implements Pubsub {
       if (Buffer.byteLength(m.payload) > MAX_PAYLOAD_BYTES) throw new Error(`pubsub payload on ${m.channel} exceeds ${MAX_PAYLOAD_BYTES} bytes`);
       ident(m.channel);
     }
-    await this.pool.query("SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)", [messages.map((m) => m.channel), messages.map((m) => m.payload)]);
+    const run = this.pool.query("SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)", [messages.map((m) => m.channel), messages.map((m) => m.payload)]);
+    if (this.observers.size === 0) {
+      await run;
+      return;
+    }
+    let ok = false;
+    try {
+      await run;
+      ok = true;
+    } finally {
+      for (const m of messages) for (const o of this.observers) o.published(Buffer.byteLength(m.payload), ok);
+    }
   }
 
   async subscribe(channel: string, subscriber: Subscriber): Promise<() => void> {
@@ -94,6 +144,7 @@ export class PgPubsub implements Pubsub {
   private async connect(): Promise<pg.Client> {
     const client = new pg.Client({ connectionString: this.connectionString, application_name: "coderd-pubsub" });
     client.on("notification", (n) => {
+      if (this.observers.size) for (const o of this.observers) o.received(Buffer.byteLength(n.payload ?? ""));
       const subs = this.channels.get(n.channel);
       if (!subs) return;
       for (const s of subs) {
@@ -107,6 +158,7 @@ export class PgPubsub implements Pubsub {
     const lost = (err?: unknown) => {
       if (this.client !== client) return;
       this.client = undefined;
+      for (const o of this.observers) o.disconnected();
       client.removeAllListeners("end");
       client.end().catch(() => {});
       if (err) this.onError(err);

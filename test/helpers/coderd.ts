@@ -6,6 +6,7 @@ import pino from "pino";
 import { onTestFinished } from "vitest";
 import { Client } from "../../src/codersdk/index.js";
 import { AUTH_INVALIDATE_CHANNEL, createCoderd, type Coderd, type RelayOptions } from "../../src/coderd/index.js";
+import type { PrometheusOptions } from "../../src/coderd/prometheusmetrics/index.js";
 import { openDatabase, type Database } from "../../src/database/index.js";
 import { createTestDatabase } from "./database.js";
 
@@ -41,6 +42,8 @@ export interface TestServerOptions {
   wildcardAccessUrl?: string;
   dangerousAllowPathAppSharing?: boolean;
   dangerousAllowPathAppSiteOwnerAccess?: boolean;
+  /** Record Prometheus metrics (serve coderd.metrics with startMetricsListener). */
+  prometheus?: PrometheusOptions;
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -65,6 +68,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     wildcardAccessUrl: opts.wildcardAccessUrl,
     dangerousAllowPathAppSharing: opts.dangerousAllowPathAppSharing,
     dangerousAllowPathAppSiteOwnerAccess: opts.dangerousAllowPathAppSiteOwnerAccess,
+    prometheus: opts.prometheus,
     relay: { embedded: true, regionId: 999, regionCode: "coder", regionName: "Coder Embedded Relay", blockDirect: false, ...opts.relay },
   });
   const { port } = await coderd.listen("127.0.0.1", opts.port ?? 0);

@@ -1,0 +1,111 @@
+// Agent metrics, computed from the database when Prometheus scrapes (one query for all of them,
+// cached a few seconds so several scrapers or replicas' dashboards cost one query), aggregated
+// by the labels CODER_PROMETHEUS_AGGREGATE_AGENT_STATS_BY keeps so series stay bounded.
+import { sql } from "kysely";
+import { Gauge, type Registry } from "prom-client";
+import type { AgentStatsReport, Store } from "../../database/index.js";
+import { agentStatus } from "../agents/status.js";
+
+export type AgentLabel = "agent_name" | "template_name" | "username" | "workspace_name";
+
+interface AgentRow {
+  agent_name: string;
+  workspace_name: string;
+  username: string;
+  template_name: string;
+  first_connected_at: Date | null;
+  last_connected_at: Date | null;
+  disconnected_at: Date | null;
+  created_at: Date;
+  connection_timeout_seconds: number;
+  lifecycle_state: string;
+  stats: AgentStatsReport | null;
+}
+
+const CACHE_MS = 5_000;
+
+/** The agents of every live workspace's latest build, with what names them. */
+async function loadAgents(store: Store): Promise<AgentRow[]> {
+  const { rows } = await sql<AgentRow>`
+    SELECT wa.name AS agent_name, w.name AS workspace_name, u.username, t.name AS template_name,
+           wa.first_connected_at, wa.last_connected_at, wa.disconnected_at, wa.created_at,
+           wa.connection_timeout_seconds, wa.lifecycle_state, wa.stats
+      FROM workspaces w
+      JOIN LATERAL (SELECT b.job_id, b.transition FROM workspace_builds b
+                     WHERE b.workspace_id = w.id ORDER BY b.build_number DESC LIMIT 1) lb ON true
+      JOIN workspace_resources r ON r.job_id = lb.job_id AND r.transition = lb.transition
+      JOIN workspace_agents wa ON wa.resource_id = r.id
+      JOIN users u ON u.id = w.owner_id
+      JOIN templates t ON t.id = w.template_id
+     WHERE NOT w.deleted`.execute(store.kysely);
+  return rows;
+}
+
+export interface AgentCollectOptions {
+  collectAgentStats: boolean;
+  aggregateAgentStatsBy: readonly AgentLabel[];
+}
+
+export function collectAgents(registry: Registry, store: Store, opts: AgentCollectOptions): void {
+  const by = [...opts.aggregateAgentStatsBy];
+  let cached: { at: number; rows: Promise<AgentRow[]> } | undefined;
+  const rows = (): Promise<AgentRow[]> => {
+    const now = Date.now();
+    if (!cached || now - cached.at > CACHE_MS) {
+      const p = loadAgents(store);
+      cached = { at: now, rows: p };
+      // A failed query is not cached: the next scrape tries again.
+      p.catch(() => {
+        if (cached?.rows === p) cached = undefined;
+      });
+    }
+    return cached.rows;
+  };
+  const key = (r: AgentRow, extra: string[] = []) => [...by.map((l) => r[l]), ...extra];
+
+  /** Sums value(row) per label set; rows where value is undefined are skipped. */
+  const gauge = (name: string, help: string, extraLabels: string[], value: (r: AgentRow, now: number) => { v: number; extra?: string[] } | undefined) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: [...by, ...extraLabels],
+      registers: [registry],
+      async collect() {
+        const list = await rows();
+        const now = Date.now();
+        const sums = new Map<string, { labels: string[]; v: number }>();
+        for (const r of list) {
+          const got = value(r, now);
+          if (!got) continue;
+          const labels = key(r, got.extra);
+          const k = labels.join("\0");
+          const e = sums.get(k);
+          if (e) e.v += got.v;
+          else sums.set(k, { labels, v: got.v });
+        }
+        this.reset();
+        for (const { labels, v } of sums.values()) this.labels(...labels).set(v);
+      },
+    });
+
+  gauge("coderd_agents_up", "The number of connected agents.", [], (r, now) => ({ v: agentStatus(r, now) === "connected" ? 1 : 0 }));
+  gauge("coderd_agents_connections", "The agents by connection status and lifecycle state.", ["status", "lifecycle_state"], (r, now) => ({
+    v: 1,
+    extra: [agentStatus(r, now), r.lifecycle_state],
+  }));
+
+  if (!opts.collectAgentStats) return;
+  /**
+   * Stats count only for agents connected now (a gone agent's last report says nothing); one
+   * that has not reported yet (the first report comes with its first session or after 30 s)
+   * counts as zero, so its series exist from the moment it connects.
+   */
+  const stat = (read: (s: AgentStatsReport) => number) => (r: AgentRow, now: number) =>
+    agentStatus(r, now) === "connected" ? { v: r.stats ? read(r.stats) : 0 } : undefined;
+  gauge("coderd_agentstats_open_connections", "The number of established connections to the agents (Coder names it ..._connection_count, which promtool rejects for a gauge).", [], stat((s) => s.connections));
+  gauge("coderd_agentstats_rx_bytes", "Bytes the agents received over their connections (since each agent started).", [], stat((s) => s.rx_bytes));
+  gauge("coderd_agentstats_tx_bytes", "Bytes the agents sent over their connections (since each agent started).", [], stat((s) => s.tx_bytes));
+  gauge("coderd_agentstats_session_count_ssh", "The number of SSH sessions open on the agents.", [], stat((s) => s.sessions.ssh));
+  gauge("coderd_agentstats_session_count_reconnecting_pty", "The number of web terminal (reconnecting PTY) sessions open on the agents.", [], stat((s) => s.sessions.reconnecting_pty));
+  gauge("coderd_agentstats_session_count_tcp", "The number of forwarded TCP connections open on the agents.", [], stat((s) => s.sessions.tcp));
+}

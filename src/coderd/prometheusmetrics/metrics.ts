@@ -1,0 +1,409 @@
+// coderd's Prometheus metrics: one registry per coderd instance (several run in one test
+// process), named as operators of Coder know them. Hot-path instruments (API requests, database
+// queries, pubsub messages) cache their labelled children, so observing allocates nothing new
+// per call; everything that lives elsewhere (agents, relay, pubsub state) is read at scrape time.
+import type { IncomingMessage } from "node:http";
+import { performance } from "node:perf_hooks";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { WebSocket } from "ws";
+import type { Pubsub, Store } from "../../database/index.js";
+import type { AcquiredJob, CompletedJob, FailedJob } from "../../provisionerd/index.js";
+import type { RelayServer } from "../../tailnet/index.js";
+import type { ProvisionerdServer } from "../provisionerdserver/server.js";
+import { collectAgents, type AgentLabel } from "./agents.js";
+
+export interface PrometheusOptions {
+  /** CODER_PROMETHEUS_COLLECT_DB_METRICS: time every store query. */
+  collectDbMetrics: boolean;
+  /** CODER_PROMETHEUS_COLLECT_AGENT_STATS: export coderd_agentstats_*. */
+  collectAgentStats: boolean;
+  /** CODER_PROMETHEUS_AGGREGATE_AGENT_STATS_BY: the labels agent metrics keep. */
+  aggregateAgentStatsBy: readonly AgentLabel[];
+  /** Process metrics (CPU, memory, fds, event loop); default true. */
+  collectProcessMetrics?: boolean;
+}
+
+/** API latencies: 1 ms to 30 s, like Coder's. */
+const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 10, 30];
+const DB_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 10];
+const WS_BUCKETS = [0.001, 1, 60, 3600, 4 * 3600, 24 * 3600];
+const JOB_BUCKETS = [1, 10, 30, 60, 300, 600, 1800, 3600];
+/** Route label of requests no route matched (404s of unknown paths): never the raw path. */
+export const UNMATCHED_ROUTE = "";
+
+export class CoderdMetrics {
+  readonly registry = new Registry();
+  private readonly requestLatency: Histogram<"method" | "route">;
+  private readonly requestsProcessed: Counter<"code" | "method" | "route">;
+  private readonly concurrentRequests: Gauge;
+  private readonly concurrentWebsockets: Gauge;
+  private readonly websocketDurations: Histogram<"route">;
+  private readonly latencyChildren = new Map<string, { observe(v: number): void }>();
+  private readonly processedChildren = new Map<string, { inc(): void }>();
+  private inflight = 0;
+  private websockets = 0;
+  private readonly wsRoutes = new WeakMap<IncomingMessage, string>();
+  private readonly cleanups: Array<() => void> = [];
+
+  constructor(readonly opts: PrometheusOptions) {
+    const registers = [this.registry];
+    this.requestLatency = new Histogram({
+      name: "coderd_api_request_latencies_seconds",
+      help: "Latency distribution of requests in seconds, by method and route pattern.",
+      labelNames: ["method", "route"],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.requestsProcessed = new Counter({
+      name: "coderd_api_requests_processed_total",
+      help: "The total number of processed API requests, by status code, method and route pattern.",
+      labelNames: ["code", "method", "route"],
+      registers,
+    });
+    const self = this;
+    this.concurrentRequests = new Gauge({
+      name: "coderd_api_concurrent_requests",
+      help: "The number of concurrent API requests (WebSockets excluded).",
+      registers,
+      collect() {
+        this.set(self.inflight);
+      },
+    });
+    this.concurrentWebsockets = new Gauge({
+      name: "coderd_api_concurrent_websockets",
+      help: "The total number of concurrent API WebSockets.",
+      registers,
+      collect() {
+        this.set(self.websockets);
+      },
+    });
+    this.websocketDurations = new Histogram({
+      name: "coderd_api_websocket_durations_seconds",
+      help: "WebSocket duration distribution in seconds, by route pattern.",
+      labelNames: ["route"],
+      buckets: WS_BUCKETS,
+      registers,
+    });
+    if (opts.collectProcessMetrics !== false) this.processMetrics();
+  }
+
+  /**
+   * prom-client's process and Node.js metrics, without its three gauges named *_total, which
+   * `promtool check metrics` rejects (only counters end in _total); their per-type versions
+   * (nodejs_active_handles{type} and the like) carry the same numbers.
+   */
+  private processMetrics(): void {
+    collectDefaultMetrics({ register: this.registry });
+    for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) this.registry.removeSingleMetric(name);
+  }
+
+  // ---------------------------------------------------------------- API
+
+  /** Installs the request hooks; call before routes are registered. */
+  instrumentApi(app: FastifyInstance): void {
+    const onClose = () => {
+      this.inflight--;
+    };
+    app.addHook("onRequest", (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+      if (req.raw.headers.upgrade === undefined) {
+        this.inflight++;
+        reply.raw.on("close", onClose);
+      } else {
+        this.wsRoutes.set(req.raw, req.routeOptions.url ?? UNMATCHED_ROUTE);
+      }
+      done();
+    });
+    app.addHook("onResponse", (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+      this.observeRequest(req.method, req.routeOptions.url ?? UNMATCHED_ROUTE, reply.statusCode, reply.elapsedTime / 1000);
+      done();
+    });
+  }
+
+  /** Counts the WebSockets @fastify/websocket accepts; call once its plugin is registered. */
+  instrumentWebsockets(app: FastifyInstance): void {
+    const wss = (app as FastifyInstance & { websocketServer?: import("ws").WebSocketServer }).websocketServer;
+    if (!wss) return;
+    const onConnection = (socket: WebSocket, req: IncomingMessage) => {
+      const route = this.wsRoutes.get(req) ?? UNMATCHED_ROUTE;
+      const start = performance.now();
+      this.websockets++;
+      socket.once("close", () => {
+        this.websockets--;
+        this.websocketDurations.labels(route).observe((performance.now() - start) / 1000);
+      });
+    };
+    wss.on("connection", onConnection);
+    this.cleanups.push(() => wss.off("connection", onConnection));
+  }
+
+  observeRequest(method: string, route: string, code: number, seconds: number): void {
+    const key = method + " " + route;
+    let lat = this.latencyChildren.get(key);
+    if (!lat) {
+      lat = this.requestLatency.labels(method, route);
+      this.latencyChildren.set(key, lat);
+    }
+    lat.observe(seconds);
+    const ckey = code + " " + key;
+    let cnt = this.processedChildren.get(ckey);
+    if (!cnt) {
+      cnt = this.requestsProcessed.labels(String(code), method, route);
+      this.processedChildren.set(ckey, cnt);
+    }
+    cnt.inc();
+  }
+
+  // ---------------------------------------------------------------- database
+
+  /**
+   * A store whose every query is timed as coderd_db_query_latencies_seconds{query}, and whose
+   * transactions are timed as coderd_db_tx_duration_seconds. Only used with DB metrics on.
+   */
+  instrumentStore(store: Store): Store {
+    const queryLatency = new Histogram({
+      name: "coderd_db_query_latencies_seconds",
+      help: "Latency distribution of queries in seconds, by query name.",
+      labelNames: ["query"],
+      buckets: DB_BUCKETS,
+      registers: [this.registry],
+    });
+    const txDuration = new Histogram({
+      name: "coderd_db_tx_duration_seconds",
+      help: "Duration of transactions in seconds, by outcome.",
+      labelNames: ["success"],
+      buckets: DB_BUCKETS,
+      registers: [this.registry],
+    });
+    const txOk = txDuration.labels("true");
+    const txFailed = txDuration.labels("false");
+    const children = new Map<string, { observe(v: number): void }>();
+    const child = (name: string) => {
+      let c = children.get(name);
+      if (!c) {
+        c = queryLatency.labels(name);
+        children.set(name, c);
+      }
+      return c;
+    };
+    const wrap = (inner: Store): Store => {
+      const out = { kysely: inner.kysely } as Store;
+      const rec = out as unknown as Record<string, unknown>;
+      for (const [name, fn] of Object.entries(inner)) {
+        if (typeof fn !== "function" || name === "inTx") continue;
+        const h = child(name);
+        rec[name] = async (...args: unknown[]) => {
+          const start = performance.now();
+          try {
+            return await (fn as (...a: unknown[]) => Promise<unknown>)(...args);
+          } finally {
+            h.observe((performance.now() - start) / 1000);
+          }
+        };
+      }
+      out.inTx = async <T>(fn: (tx: Store) => Promise<T>): Promise<T> => {
+        // Nested: already inside a transaction that is being timed.
+        if (inner.kysely.isTransaction) return inner.inTx(fn);
+        const start = performance.now();
+        let ok = false;
+        try {
+          const r = await inner.inTx((tx) => fn(wrap(tx)));
+          ok = true;
+          return r;
+        } finally {
+          (ok ? txOk : txFailed).observe((performance.now() - start) / 1000);
+        }
+      };
+      return out;
+    };
+    return wrap(store);
+  }
+
+  // ---------------------------------------------------------------- pubsub
+
+  instrumentPubsub(pubsub: Pubsub): void {
+    const registers = [this.registry];
+    const publishes = new Counter({ name: "coder_pubsub_publishes_total", help: "Total number of calls to Publish, by success.", labelNames: ["success"], registers });
+    const pubOk = publishes.labels("true");
+    const pubFailed = publishes.labels("false");
+    const messages = new Counter({ name: "coder_pubsub_messages_total", help: "Total number of messages received from the database.", registers });
+    const publishedBytes = new Counter({ name: "coder_pubsub_published_bytes_total", help: "Total number of payload bytes successfully published.", registers });
+    const receivedBytes = new Counter({ name: "coder_pubsub_received_bytes_total", help: "Total number of payload bytes received.", registers });
+    const disconnections = new Counter({ name: "coder_pubsub_disconnections_total", help: "Total number of times the pubsub listener lost its database connection.", registers });
+    const stats = () => pubsub.stats?.();
+    new Gauge({
+      name: "coder_pubsub_connected",
+      help: "Whether the pubsub listener is connected to the database (1) or not (0).",
+      registers,
+      collect() {
+        this.set(stats()?.connected ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "coder_pubsub_current_subscribers",
+      help: "The current number of active pubsub subscribers.",
+      registers,
+      collect() {
+        this.set(stats()?.subscribers ?? 0);
+      },
+    });
+    new Gauge({
+      name: "coder_pubsub_current_events",
+      help: "The current number of channels listened to.",
+      registers,
+      collect() {
+        this.set(stats()?.channels ?? 0);
+      },
+    });
+    const stop = pubsub.observe?.({
+      published(bytes, ok) {
+        if (ok) {
+          pubOk.inc();
+          publishedBytes.inc(bytes);
+        } else pubFailed.inc();
+      },
+      received(bytes) {
+        messages.inc();
+        receivedBytes.inc(bytes);
+      },
+      disconnected() {
+        disconnections.inc();
+      },
+    });
+    if (stop) this.cleanups.push(stop);
+  }
+
+  // ---------------------------------------------------------------- provisioner jobs
+
+  /**
+   * Follows the jobs this replica hands out: how many run now, how long each took, and the
+   * workspace builds that ended. Wraps the server's methods (its internal calls go through them too).
+   */
+  instrumentProvisionerd(server: ProvisionerdServer): void {
+    const registers = [this.registry];
+    type Outcome = "success" | "failed";
+    /** Jobs handed out here; outcome is set while completeJob/failJob runs (it calls ended()). */
+    const running = new Map<string, { provisioner: string; start: number; build?: AcquiredJob["workspace_build"]; outcome?: Outcome }>();
+    new Gauge({
+      name: "coderd_provisionerd_jobs_current",
+      help: "The number of provisioner jobs running now (handed out by this replica), by provisioner.",
+      labelNames: ["provisioner"],
+      registers,
+      collect() {
+        this.reset();
+        const counts = new Map<string, number>();
+        for (const j of running.values()) counts.set(j.provisioner, (counts.get(j.provisioner) ?? 0) + 1);
+        for (const [p, n] of counts) this.labels(p).set(n);
+      },
+    });
+    const timings = new Histogram({
+      name: "coderd_provisionerd_job_timings_seconds",
+      help: "The provisioner job time duration in seconds, by provisioner and final status.",
+      labelNames: ["provisioner", "status"],
+      buckets: JOB_BUCKETS,
+      registers,
+    });
+    const builds = new Counter({
+      name: "coderd_workspace_builds_total",
+      help: "The number of workspace builds that ended, by template, transition and status.",
+      labelNames: ["template_name", "template_version", "workspace_transition", "status"],
+      registers,
+    });
+    const finish = (jobId: string, status: Outcome) => {
+      const j = running.get(jobId);
+      if (!j) return;
+      running.delete(jobId);
+      timings.labels(j.provisioner, status).observe((performance.now() - j.start) / 1000);
+      if (j.build) builds.labels(j.build.template_name, j.build.template_version_name, j.build.transition, status).inc();
+    };
+    const s = server as unknown as {
+      acquireJob: ProvisionerdServer["acquireJob"];
+      completeJob: ProvisionerdServer["completeJob"];
+      failJob: ProvisionerdServer["failJob"];
+      releaseJob: ProvisionerdServer["releaseJob"];
+      ended: ProvisionerdServer["ended"];
+    };
+    const { acquireJob, completeJob, failJob, releaseJob, ended } = {
+      acquireJob: s.acquireJob.bind(server),
+      completeJob: s.completeJob.bind(server),
+      failJob: s.failJob.bind(server),
+      releaseJob: s.releaseJob.bind(server),
+      ended: s.ended.bind(server),
+    };
+    s.acquireJob = async (daemon, signal) => {
+      const job = await acquireJob(daemon, signal);
+      if (job) running.set(job.job_id, { provisioner: job.provisioner, start: performance.now(), build: job.workspace_build });
+      return job;
+    };
+    const ending = async (jobId: string, outcome: Outcome, run: () => Promise<void>) => {
+      const j = running.get(jobId);
+      if (j) j.outcome = outcome;
+      try {
+        await run();
+      } catch (err) {
+        if (j) j.outcome = undefined;
+        throw err;
+      }
+      finish(jobId, outcome);
+    };
+    s.completeJob = (daemon, done: CompletedJob) => ending(done.job_id, "success", () => completeJob(daemon, done));
+    s.failJob = (daemon, failed: FailedJob) => ending(failed.job_id, "failed", () => failJob(daemon, failed));
+    s.releaseJob = async (daemon, jobId) => {
+      running.delete(jobId);
+      await releaseJob(daemon, jobId);
+    };
+    // Every end passes here; a job reaped (its daemon went silent) ends without completeJob/failJob.
+    s.ended = async (job) => {
+      finish(job.id, running.get(job.id)?.outcome ?? "failed");
+      await ended(job);
+    };
+  }
+
+  // ---------------------------------------------------------------- agents
+
+  /** coderd_agents_* and (optionally) coderd_agentstats_*, read from the database at scrape time. */
+  instrumentAgents(store: Store): void {
+    collectAgents(this.registry, store, this.opts);
+  }
+
+  // ---------------------------------------------------------------- relay
+
+  instrumentRelay(relay: RelayServer): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: "coderd_relay_peers",
+      help: "Peers connected to this replica's relay now.",
+      registers,
+      collect() {
+        this.set(relay.stats().peers);
+      },
+    });
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    counter("coderd_relay_forwarded_frames_total", "Frames the relay handed to a connected destination.", () => relay.stats().frames_forwarded);
+    counter("coderd_relay_forwarded_bytes_total", "Body bytes of the frames the relay forwarded.", () => relay.stats().bytes_forwarded);
+    counter("coderd_relay_dropped_frames_total", "Frames dropped because their destination's queue was full or it was closing.", () => relay.stats().frames_dropped);
+    counter("coderd_relay_dropped_bytes_total", "Body bytes of the frames the relay dropped.", () => relay.stats().bytes_dropped);
+  }
+
+  /** The text exposition format. */
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  close(): void {
+    for (const c of this.cleanups.splice(0)) c();
+  }
+}
