@@ -2,7 +2,7 @@
 // the coordinator connection that says which clients may reach it. Every session, relayed or
 // direct, is end-to-end encrypted and accepted only from a key the coordinator announced; its
 // streams go to the agent's services (SSH, PTYs, speed test, TCP dial).
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server } from "node:net";
 import { networkInterfaces } from "node:os";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
@@ -16,6 +16,8 @@ import {
   relayNodeUrl,
   Session,
   type KeyPair,
+  UdxListener,
+  type UdxStream,
 } from "../tailnet/index.js";
 
 const ANNOUNCE_GRACE_MS = 5_000;
@@ -29,13 +31,20 @@ export interface AgentNetworkOptions {
   onStream(header: unknown, stream: Duplex): void;
 }
 
-/** Addresses a client may dial directly: every interface's IPv4 address. */
-function directEndpoints(port: number): string[] {
+/** The coordinator takes at most this many endpoints per node. */
+const MAX_ENDPOINTS = 32;
+
+/** Addresses a client may dial directly: every interface's IPv4 address, over TCP and over UDP (UDX). */
+function directEndpoints(tcpPort: number, udpPort: number | undefined): string[] {
   const out: string[] = [];
   for (const addrs of Object.values(networkInterfaces())) {
-    for (const a of addrs ?? []) if (a.family === "IPv4") out.push(`tcp:${a.address}:${port}`);
+    for (const a of addrs ?? []) {
+      if (a.family !== "IPv4") continue;
+      out.push(`tcp:${a.address}:${tcpPort}`);
+      if (udpPort) out.push(`udp:${a.address}:${udpPort}`);
+    }
   }
-  return out;
+  return out.slice(0, MAX_ENDPOINTS);
 }
 
 export class AgentNetwork {
@@ -45,6 +54,7 @@ export class AgentNetwork {
   private coordination: CoordinationClient | undefined;
   private relay: RelayClient | undefined;
   private listener: Server | undefined;
+  private udxListener: UdxListener | undefined;
   private readonly log: Logger;
 
   constructor(private readonly opts: AgentNetworkOptions) {
@@ -56,9 +66,16 @@ export class AgentNetwork {
     const region = await pickHomeRegion(connection.relay_map);
     let endpoints: string[] = [];
     if (!connection.disable_direct_connections && !process.env.CODER_BLOCK_DIRECT) {
-      this.listener = createServer((socket) => this.accept(socket, "direct"));
+      this.listener = createServer({ noDelay: true }, (socket) => this.accept(socket, "tcp"));
       await new Promise<void>((res, rej) => this.listener!.once("error", rej).listen(0, "0.0.0.0", () => res()));
-      endpoints = directEndpoints((this.listener.address() as { port: number }).port);
+      try {
+        this.udxListener = UdxListener.listen({ host: "0.0.0.0" });
+        const udx = this.udxListener;
+        udx.on("connection", (stream) => this.accept(stream, "udp", () => udx.established(stream)));
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, "no UDP listener for direct paths; offering TCP only");
+      }
+      endpoints = directEndpoints((this.listener.address() as { port: number }).port, this.udxListener?.port);
     }
     if (region) {
       this.relay = new RelayClient({ url: relayNodeUrl(region.Nodes[0]!), keyPair: this.keyPair, logger: this.log });
@@ -76,13 +93,18 @@ export class AgentNetwork {
     this.log.info({ relay_region: region?.RegionID, endpoints }, "network ready");
   }
 
-  private accept(transport: Duplex | Socket, path: "relay" | "direct"): void {
+  /** `onReady`: the peer proved who it is (the UDX listener stops timing the stream out). */
+  private accept(transport: Duplex | UdxStream, via: "relay" | "tcp" | "udp", onReady?: () => void): void {
     transport.on("error", () => {});
+    const path = via === "relay" ? "relay" : "direct";
     const session = Session.accept(transport, { keyPair: this.keyPair, allow: (key) => this.isAllowed(encodeKey(key)) });
     this.sessions.add(session);
     session.on("stream", (header, stream) => this.opts.onStream(header, stream));
     session.ready.then(
-      () => this.log.debug({ path, peer: session.remotePublicKey && encodeKey(session.remotePublicKey) }, "session started"),
+      () => {
+        onReady?.();
+        this.log.debug({ path, transport: via, peer: session.remotePublicKey && encodeKey(session.remotePublicKey) }, "session started");
+      },
       (err: Error) => this.log.debug({ path, err: err.message }, "session refused"),
     );
     session.on("close", () => this.sessions.delete(session));
@@ -113,5 +135,9 @@ export class AgentNetwork {
     this.relay?.close();
     this.listener?.close();
     for (const s of this.sessions) s.close();
+    // UDX streams die with their listener: let the sessions on them say goodbye first (a session
+    // is closed within a couple of seconds whatever the peer does).
+    const udx = this.udxListener;
+    if (udx) void Promise.all([...this.sessions].map((s) => s.closed)).then(() => udx.close());
   }
 }

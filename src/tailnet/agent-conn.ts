@@ -1,7 +1,7 @@
 // A client's connection to one workspace agent (what `coder ssh`, port-forward, speedtest, ping,
 // and coderd's app proxy and web terminal use): coordinate to learn the agent's key, relay and
 // direct endpoints; open an encrypted session through the relay, and a direct one when the
-// agent's endpoints are reachable. New
+// agent's endpoints (TCP or UDP) are reachable. New
 // streams take the direct path while it lives and fall back to the relay when it dies; a session
 // that died (the agent restarted) is dialed again on the next stream.
 import { EventEmitter } from "node:events";
@@ -12,8 +12,10 @@ import { decodeKey, encodeKey, generateKeyPair, type KeyPair } from "./keys.js";
 import { RelayClient } from "./relay/index.js";
 import { relayNodeUrl, type RelayMap } from "./relay-map.js";
 import { Session } from "./session/index.js";
+import { dialUdx, type UdxStream } from "./udx/index.js";
 
 export type AgentPath = "relay" | "direct";
+export type DirectTransport = "tcp" | "udp";
 
 /** What an AgentConn needs of coordination: the peers it may reach, and a way to announce itself. */
 export interface Coordination {
@@ -35,14 +37,19 @@ export interface AgentConnOptions {
 }
 
 const DIRECT_DIAL_TIMEOUT_MS = 1_500;
+/** How long a ready UDP direct session waits for the TCP one before it is taken instead. */
+const PREFER_TCP_GRACE_MS = 2_000;
 
 export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }> {
   readonly keyPair: KeyPair = generateKeyPair();
   private relays = new Map<string, RelayClient>();
   private relaySession: Promise<Session> | undefined;
   private direct: Session | undefined;
-  /** A direct session still in its handshake: closed with us, so it keeps nothing alive. */
-  private directPending: Session | undefined;
+  /** Direct sessions still in their handshake: closed with us, so they keep nothing alive. */
+  private readonly directPending = new Set<Session>();
+  /** Stops the dials of the current direct attempt. */
+  private directAbort: AbortController | undefined;
+  private transport: DirectTransport | undefined;
   private directTried = "";
   private closed = false;
   private readonly blockDirect: boolean;
@@ -67,6 +74,11 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }
   /** The path new streams take now. */
   get path(): AgentPath {
     return this.direct ? "direct" : "relay";
+  }
+
+  /** What the direct path runs over while there is one: "tcp", or "udp" (UDX); undefined on the relay. */
+  get directTransport(): DirectTransport | undefined {
+    return this.direct ? this.transport : undefined;
   }
 
   private agentPeer(): Promise<PeerInfo> {
@@ -128,47 +140,91 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }
     return session;
   }
 
-  /** Tries the agent's direct endpoints (once per set of endpoints); the first that answers wins. */
+  /**
+   * Tries the agent's direct endpoints (once per set of endpoints), over TCP and UDP (UDX) at
+   * once. Per transport, the endpoint that connects first is used (TCP: its handshake; UDP: the
+   * UDX stream-id exchange) and the others are dropped; a session runs on each transport's winner.
+   * The TCP session wins if it is ready first, or within PREFER_TCP_GRACE_MS of the UDP one: where
+   * both work TCP moves bulk data faster (UDX's congestion control runs in user space), and
+   * waiting costs nothing visible since streams already flow over the relay. The loser is closed.
+   */
   private maybeDirect(): void {
     if (this.blockDirect || this.direct || this.closed) return;
     const peer = [...this.coordination.peers.values()].find((p) => p.kind === "agent");
-    const endpoints = (peer?.node.endpoints ?? []).filter((e) => e.startsWith("tcp:"));
+    const endpoints = (peer?.node.endpoints ?? []).filter((e) => e.startsWith("tcp:") || e.startsWith("udp:"));
     const key = `${peer?.node.key} ${endpoints.join(",")}`;
     if (!peer || !endpoints.length || key === this.directTried) return;
     this.directTried = key;
     const remote = decodeKey(peer.node.key);
-    const dials = endpoints.map((e) => dialTcp(e));
-    const winner = Promise.any(dials);
-    // Endpoints that answer after the first are closed at once: an idle socket would keep this
-    // process (and the agent's handshake timer) alive.
-    for (const d of dials) void Promise.all([d, winner]).then(([s, w]) => s !== w && s.destroy(), () => {});
-    void winner.then(
-      (socket) => {
-        if (this.closed || this.direct) return socket.destroy();
-        const session = Session.initiate(socket, { keyPair: this.keyPair, remotePublicKey: remote });
-        this.directPending = session;
-        session.ready.then(
-          () => {
-            this.directPending = undefined;
-            if (this.closed) return session.close();
-            this.direct = session;
-            this.opts.logger?.debug({ endpoint: socket.remoteAddress }, "direct session up");
-            this.emit("path", "direct");
-          },
-          () => {
-            if (this.directPending === session) this.directPending = undefined;
-          },
-        );
-        session.on("close", () => {
-          if (this.direct !== session) return;
-          this.direct = undefined;
-          // The endpoints may work again later (the agent restarted): allow another try.
-          this.directTried = "";
-          if (!this.closed) this.emit("path", "relay");
-        });
-      },
-      () => this.opts.logger?.debug({ endpoints }, "no direct endpoint answered; staying on the relay"),
-    );
+    this.directAbort?.abort();
+    const abort = new AbortController();
+    this.directAbort = abort;
+    const tcp = endpoints.filter((e) => e.startsWith("tcp:"));
+    const udp = endpoints.filter((e) => e.startsWith("udp:"));
+    const tcpTry = tcp.length ? this.tryDirect("tcp", firstOf(tcp.map((e) => dialTcp(e, abort.signal)), (s) => s.destroy()), remote, abort) : undefined;
+    const udpTry = udp.length
+      ? this.tryDirect("udp", firstOf(udp.map((e) => dialUdx(e, DIRECT_DIAL_TIMEOUT_MS, { signal: abort.signal })), (s) => s.destroy()), remote, abort, tcpTry)
+      : undefined;
+    void Promise.all([tcpTry, udpTry]).then(() => {
+      if (!this.direct && !this.closed && this.directAbort === abort) this.opts.logger?.debug({ endpoints }, "no direct endpoint answered; staying on the relay");
+    });
+  }
+
+  /**
+   * One transport's try: resolves once its session became the direct path, lost, or failed.
+   * `preferred`: another try to give PREFER_TCP_GRACE_MS to finish first once this one is ready.
+   */
+  private async tryDirect(
+    transport: DirectTransport,
+    dialed: Promise<Socket | UdxStream>,
+    remote: Buffer,
+    abort: AbortController,
+    preferred?: Promise<void>,
+  ): Promise<void> {
+    let conn: Socket | UdxStream;
+    try {
+      conn = await dialed;
+    } catch {
+      return;
+    }
+    if (this.closed || this.direct || abort.signal.aborted) {
+      conn.destroy();
+      return;
+    }
+    const session = Session.initiate(conn, { keyPair: this.keyPair, remotePublicKey: remote });
+    let sessionClosed = false;
+    this.directPending.add(session);
+    session.on("close", () => {
+      sessionClosed = true;
+      this.directPending.delete(session);
+      if (this.direct !== session) return;
+      this.direct = undefined;
+      this.transport = undefined;
+      // The endpoints may work again later (the agent restarted): allow another try.
+      this.directTried = "";
+      if (!this.closed) this.emit("path", "relay");
+    });
+    try {
+      await session.ready;
+    } catch {
+      return;
+    }
+    if (preferred) await settledWithin(preferred, PREFER_TCP_GRACE_MS);
+    if (sessionClosed) return;
+    this.directPending.delete(session);
+    if (this.closed || this.direct) {
+      session.close();
+      return;
+    }
+    this.direct = session;
+    this.transport = transport;
+    // The other transport lost: stop its dials and close its session.
+    abort.abort();
+    for (const other of this.directPending) other.close();
+    this.directPending.clear();
+    const endpoint = "remoteAddress" in conn ? `${conn.remoteAddress}:${conn.remotePort}` : `${conn.remoteHost}:${conn.remotePort}`;
+    this.opts.logger?.debug({ transport, endpoint }, "direct session up");
+    this.emit("path", "direct");
   }
 
   /** Opens a stream to one of the agent's services. */
@@ -197,30 +253,49 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }
 
   close(): void {
     this.closed = true;
+    this.directAbort?.abort();
     this.direct?.close();
-    this.directPending?.close();
+    for (const s of this.directPending) s.close();
     void this.relaySession?.then((s) => s.close(), () => {});
     for (const r of this.relays.values()) r.close();
     this.coordination?.close();
   }
 }
 
-function dialTcp(endpoint: string): Promise<Socket> {
+/** Resolves when `p` settles or after `ms`, whichever is first (and leaves no timer behind). */
+function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p.then(() => {}, () => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** The first of several dials to connect; the others are destroyed when (if) they connect. */
+function firstOf<T>(dials: Array<Promise<T>>, destroy: (t: T) => void): Promise<T> {
+  const winner = Promise.any(dials);
+  // An idle loser would keep this process (and the agent's handshake timer) alive.
+  for (const d of dials) void Promise.all([d, winner]).then(([s, w]) => s !== w && destroy(s), () => {});
+  return winner;
+}
+
+function dialTcp(endpoint: string, signal: AbortSignal): Promise<Socket> {
   const m = /^tcp:(.+):(\d+)$/.exec(endpoint)!;
   const host = m[1]!.replace(/^\[|\]$/g, "");
   return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new Error("aborted"));
     const socket = tcpConnect({ host, port: Number(m[2]), noDelay: true });
+    const onAbort = () => socket.destroy(new Error("aborted"));
     const timer = setTimeout(() => socket.destroy(new Error("timed out")), DIRECT_DIAL_TIMEOUT_MS);
+    signal.addEventListener("abort", onAbort, { once: true });
     socket.once("connect", () => {
       clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
       socket.removeAllListeners("error");
       socket.on("error", () => {});
       resolve(socket);
     });
     socket.once("error", (err) => {
       clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
       reject(err);
     });
   });
 }
-

@@ -6,5 +6,6 @@ export { pickHomeRegion } from "./home-region.js";
 export { decodeKey, encodeKey, generateKeyPair, type KeyPair } from "./keys.js";
 export { RelayClient, RelayServer, type RelayClientOptions, type RelayServerOptions, type RelayStats } from "./relay/index.js";
 export { Session, type SessionStream } from "./session/index.js";
-export { AgentConn, type AgentConnOptions, type AgentPath, type Coordination } from "./agent-conn.js";
+export { dialUdx, UdxListener, type DialUdxOptions, type UdxListenerOptions, type UdxStream } from "./udx/index.js";
+export { AgentConn, type AgentConnOptions, type AgentPath, type Coordination, type DirectTransport } from "./agent-conn.js";
 export { runSpeedtest, sendFor, type SpeedtestOptions, type SpeedtestRequest, type SpeedtestResult } from "./speedtest-client.js";
