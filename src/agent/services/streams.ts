@@ -1,23 +1,5 @@
 // Small stream helpers the services share.
-import type { Duplex, Writable } from "node:stream";
-
-/** Resolves true once the stream drains, false if it closes or fails first (the peer went away). */
-export function waitDrain(stream: Writable): Promise<boolean> {
-  if (stream.destroyed) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => {
-      stream.off("drain", onDrain);
-      stream.off("close", onGone);
-      stream.off("error", onGone);
-      resolve(ok);
-    };
-    const onDrain = () => done(true);
-    const onGone = () => done(false);
-    stream.on("drain", onDrain);
-    stream.on("close", onGone);
-    stream.on("error", onGone);
-  });
-}
+import type { Duplex } from "node:stream";
 
 /**
  * Ends our side once what was written is flushed, then releases the stream: a half-open duplex

@@ -4,17 +4,16 @@ import type { FastifyRequest } from "fastify";
 import type { WebSocket } from "ws";
 import { z } from "zod";
 import type * as sdk from "../../codersdk/index.js";
-import type { WorkspaceAgent, WorkspaceAgentLog } from "../../database/index.js";
+import type { WorkspaceAgentLog } from "../../database/index.js";
+import { loadAgent } from "../agents/load.js";
 import type { Ctx } from "../context.js";
 import { requireAgent, type AgentContext } from "../httpapi/agent-auth.js";
-import { authorizeObject } from "../httpapi/authz.js";
 import { errorResponse, NotFoundError, ValidationFailedError } from "../httpapi/errors.js";
 import type { Router } from "../httpapi/route.js";
 import { parseInput } from "../httpapi/validate.js";
 import { followedJobs, followRows, listAfter, logsQuery } from "../jobs/logs.js";
 import { presentResources } from "../present.js";
 import { agentLogsChannel, JOB_ENDED, workspaceChannel } from "../pubsub-channels.js";
-import * as s from "./schemas.js";
 import { connectionInfo } from "./tailnet.js";
 
 const LIFECYCLE = ["created", "starting", "ready", "start_error", "start_timeout", "shutting_down", "off", "shutdown_error", "shutdown_timeout"] as const;
@@ -67,16 +66,6 @@ const presentAgentLog = (l: WorkspaceAgentLog): sdk.WorkspaceAgentLog => ({
   level: l.level,
   output: l.output,
 });
-
-/** The agent named in the path, if the caller may read its workspace. */
-async function loadAgent(ctx: Ctx, req: FastifyRequest, id: string): Promise<{ agent: WorkspaceAgent; workspaceId: string }> {
-  const agent = s.UUID_RE.test(id) ? await ctx.store.getWorkspaceAgentById(id) : undefined;
-  const workspaceId = agent && (await ctx.store.getWorkspaceIdByAgent(agent.id));
-  const workspace = workspaceId && (await ctx.store.getWorkspaceById(workspaceId, true));
-  if (!agent || !workspace) throw new NotFoundError();
-  authorizeObject(req, "read", { type: "workspace", id: workspace.id, ownerId: workspace.owner_id, orgId: workspace.organization_id });
-  return { agent, workspaceId: workspace.id };
-}
 
 export function register(r: Router, ctx: Ctx): void {
   r.add({

@@ -7,12 +7,10 @@ import type { FastifyBaseLogger, FastifyRequest } from "fastify";
 import type { WebSocket } from "ws";
 import { z } from "zod";
 import { agentStatus } from "../agents/status.js";
+import { loadAgent } from "../agents/load.js";
 import type { Ctx } from "../context.js";
-import { authorizeObject } from "../httpapi/authz.js";
-import { NotFoundError } from "../httpapi/errors.js";
 import type { Router } from "../httpapi/route.js";
 import { parseInput } from "../httpapi/validate.js";
-import * as s from "./schemas.js";
 
 const dimension = (fallback: number) => z.coerce.number().int("must be a whole number").min(1, "must be at least 1").max(1000, "must be at most 1000").default(fallback);
 const ptyQuery = z.object({
@@ -48,12 +46,7 @@ export function register(r: Router, ctx: Ctx): void {
     url: "/api/v2/workspaceagents/:id/pty",
     auth: "user",
     preHandler: async (req) => {
-      const id = (req.params as { id: string }).id;
-      const agent = s.UUID_RE.test(id) ? await ctx.store.getWorkspaceAgentById(id) : undefined;
-      const workspaceId = agent && (await ctx.store.getWorkspaceIdByAgent(agent.id));
-      const workspace = workspaceId && (await ctx.store.getWorkspaceById(workspaceId));
-      if (!agent || !workspace) throw new NotFoundError();
-      authorizeObject(req, "ssh", { type: "workspace", id: workspace.id, ownerId: workspace.owner_id, orgId: workspace.organization_id });
+      const { agent } = await loadAgent(ctx, req, (req.params as { id: string }).id, "ssh");
       const q = parseInput(ptyQuery, req.query, "query");
       targets.set(req, {
         agentId: agent.id,

@@ -4,11 +4,10 @@ import type { FastifyRequest } from "fastify";
 import type * as sdk from "../../codersdk/index.js";
 import { embeddedRegion, type RelayMap } from "../../tailnet/index.js";
 import type { Ctx } from "../context.js";
+import { loadAgent } from "../agents/load.js";
 import { requireAgent } from "../httpapi/agent-auth.js";
-import { authorizeObject } from "../httpapi/authz.js";
 import { NotFoundError } from "../httpapi/errors.js";
 import type { Router } from "../httpapi/route.js";
-import * as s from "./schemas.js";
 
 /** The agent a client coordinates with, resolved and authorized before the upgrade. */
 const coordinatedAgents = new WeakMap<FastifyRequest, string>();
@@ -38,12 +37,7 @@ export function register(r: Router, ctx: Ctx): void {
     url: "/api/v2/workspaceagents/:id/coordinate",
     auth: "user",
     preHandler: async (req) => {
-      const id = (req.params as { id: string }).id;
-      const agent = s.UUID_RE.test(id) ? await ctx.store.getWorkspaceAgentById(id) : undefined;
-      const workspaceId = agent && (await ctx.store.getWorkspaceIdByAgent(agent.id));
-      const workspace = workspaceId && (await ctx.store.getWorkspaceById(workspaceId, true));
-      if (!agent || !workspace) throw new NotFoundError();
-      authorizeObject(req, "ssh", { type: "workspace", id: workspace.id, ownerId: workspace.owner_id, orgId: workspace.organization_id });
+      const { agent } = await loadAgent(ctx, req, (req.params as { id: string }).id, "ssh");
       coordinatedAgents.set(req, agent.id);
     },
     websocket: (socket, req) => ctx.coordinator.serveClient(socket, coordinatedAgents.get(req)!),
