@@ -4,7 +4,7 @@
 import { connect as tcpConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Command } from "commander";
-import ssh2, { type ClientChannel } from "ssh2";
+import type { ClientChannel } from "ssh2";
 import { dialAgent, type AgentConn } from "../../codersdk/index.js";
 import { CliError } from "../errors.js";
 import { authenticatedClient, type GlobalOptions } from "../session.js";
@@ -75,6 +75,9 @@ async function interactive(stream: Duplex, hostKey: string, command: string[], o
   const env = parseEnv(o.env);
   const forwards = (o.remoteForward ?? []).map(parseRemoteForward);
   const expected = hostKey.split(" ")[1];
+  // Loaded here, not at the top: OpenSSH starts `coder ssh --stdio` for every connection, and
+  // that mode only moves bytes.
+  const { default: ssh2 } = await import("ssh2");
   const ssh = new ssh2.Client();
   await new Promise<void>((resolve, reject) => {
     ssh.once("ready", resolve);
