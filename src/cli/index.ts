@@ -276,6 +276,13 @@ export function buildProgram(): Command {
     .action(lazy(() => import("./commands/provisioner.js").then((m) => ({ run: m.list }))));
 
   program
+    .command("health")
+    .description("Show the deployment's health report: access URL, database, relays, WebSockets, provisioner daemons (owners only; exits 1 on error).")
+    .option("--force", "recompute now instead of showing the cached report")
+    .addOption(output())
+    .action(lazy(() => import("./commands/health.js")));
+
+  program
     .command("agent")
     .description("Run the workspace agent (started by a workspace's provisioner; reads CODER_AGENT_URL and CODER_AGENT_TOKEN).")
     .action(lazy(() => import("./commands/agent.js")));

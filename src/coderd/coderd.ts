@@ -19,6 +19,8 @@ import { AgentConns } from "./workspaceapps/agent-conns.js";
 import { CoderdMetrics } from "./prometheusmetrics/index.js";
 import { parseWildcardAccessUrl } from "./workspaceapps/hosts.js";
 import * as buildinfo from "./routes/buildinfo.js";
+import * as debug from "./routes/debug.js";
+import { HealthChecker } from "./healthcheck/index.js";
 import * as files from "./routes/files.js";
 import * as organizations from "./routes/organizations.js";
 import * as provisionerdaemons from "./routes/provisionerdaemons.js";
@@ -135,8 +137,9 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
   ctx.agentConns = new AgentConns(ctx, opts.logger.child({ component: "agentconns" }));
   const wildcard = parseWildcardAccessUrl(opts.wildcardAccessUrl ?? "");
 
+  ctx.healthChecker = new HealthChecker(ctx);
   const router = new Router(app, ctx);
-  for (const mod of [buildinfo, authentication, users, tokens, organizations, templates, workspaces, provisionerdaemons, agents, tailnet, pty]) mod.register(router, ctx);
+  for (const mod of [buildinfo, debug, authentication, users, tokens, organizations, templates, workspaces, provisionerdaemons, agents, tailnet, pty]) mod.register(router, ctx);
   await apps.register(app, router, ctx, wildcard);
   // Archives are the only non-JSON bodies, accepted on the upload route alone.
   await app.register(async (scope) => {
@@ -145,6 +148,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
   });
   await app.ready();
   const builtin: BuiltinDaemons = await startBuiltinDaemons(ctx, ctx.provisionerd, opts.provisionerDaemons);
+  ctx.healthChecker.start();
 
   return {
     app,
@@ -163,6 +167,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
     },
     async close() {
       closing = true;
+      ctx.healthChecker.stop();
       // Built-in daemons finish their jobs while the API still serves (they report through it).
       await builtin.shutdown();
       ctx.provisionerd.stop();

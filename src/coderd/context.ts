@@ -7,6 +7,7 @@ import type { ApiKeyCache } from "./auth/api-key-cache.js";
 import type { Coordinator } from "./tailnet/coordinator.js";
 import type { ProvisionerdServer } from "./provisionerdserver/server.js";
 import type { AgentConns } from "./workspaceapps/agent-conns.js";
+import type { HealthChecker } from "./healthcheck/index.js";
 import type { CoderdMetrics, PrometheusOptions } from "./prometheusmetrics/index.js";
 
 export interface CoderdOptions {
@@ -38,6 +39,8 @@ export interface CoderdOptions {
   dangerousAllowPathAppSiteOwnerAccess?: boolean;
   /** CODER_PROMETHEUS_ENABLE and its settings (undefined: no metrics are recorded). */
   prometheus?: PrometheusOptions;
+  /** CODER_HEALTH_CHECK_THRESHOLD_DATABASE: median ping latency above which the database section warns (default 15 ms). */
+  healthCheckThresholdDatabaseMs?: number;
 }
 
 /** The relays peers use: this server's embedded one and any from a custom relay map. */
@@ -65,4 +68,6 @@ export type Ctx = CoderdOptions & {
   agentConns: AgentConns;
   /** The Prometheus registry and instruments, when enabled. */
   metrics: CoderdMetrics | undefined;
+  /** The cached deployment health report (GET /api/v2/debug/health). */
+  healthChecker: HealthChecker;
 };

@@ -126,6 +126,7 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
       provisionerDaemonPsk: values.provisionerDaemonPsk,
       provisionerJobHangTimeoutMs: values.provisionerJobHangTimeoutMs,
       provisionerJobPendingTimeoutMs: values.provisionerJobPendingTimeoutMs,
+      healthCheckThresholdDatabaseMs: values.healthCheckThresholdDatabaseMs,
       wildcardAccessUrl: values.wildcardAccessUrl,
       dangerousAllowPathAppSharing: values.dangerousAllowPathAppSharing,
       dangerousAllowPathAppSiteOwnerAccess: values.dangerousAllowPathAppSiteOwnerAccess,

@@ -13,6 +13,7 @@ import type {
   CreateUserRequest,
   GenerateAPIKeyResponse,
   GetUsersResponse,
+  HealthReport,
   LoginWithPasswordResponse,
   Organization,
   OrganizationMember,
@@ -102,6 +103,11 @@ export class Client {
   // Deployment
   buildInfo() {
     return this.request<BuildInfo>("GET", "/api/v2/buildinfo");
+  }
+
+  /** The deployment's health report (owners only); force recomputes instead of using the cached one. */
+  debugHealth(opts: { force?: boolean } = {}) {
+    return this.request<HealthReport>("GET", `/api/v2/debug/health${opts.force ? "?force=true" : ""}`);
   }
 
   // First user and authentication

@@ -25,6 +25,7 @@ export interface DeploymentValues {
   provisionerDaemonPsk: string;
   provisionerJobHangTimeoutMs: number;
   provisionerJobPendingTimeoutMs: number;
+  healthCheckThresholdDatabaseMs: number;
   derpServerEnable: boolean;
   derpServerRegionId: number;
   derpServerRegionCode: string;
@@ -143,6 +144,14 @@ export const serverOptions: OptionSpec[] = [
     description: `Labels agent metrics keep (comma-separated: ${AGENT_STATS_LABELS.join(", ")}); fewer labels, fewer series.`,
   },
   { key: "provisionerJobPendingTimeoutMs", flag: "provisioner-job-pending-timeout", env: "CODER_PROVISIONER_JOB_PENDING_TIMEOUT", kind: "duration", default: "30m", description: "A job no daemon picked up for this long is failed." },
+  {
+    key: "healthCheckThresholdDatabaseMs",
+    flag: "health-check-threshold-database",
+    env: "CODER_HEALTH_CHECK_THRESHOLD_DATABASE",
+    kind: "duration",
+    default: "15ms",
+    description: "The health check's database section warns when the median ping latency is above this.",
+  },
 ];
 
 export interface OptionError {

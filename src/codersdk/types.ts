@@ -436,3 +436,101 @@ export interface CreateWorkspaceBuildRequest {
   template_version_id?: string;
   rich_parameter_values?: Array<{ name: string; value: string }>;
 }
+
+// Deployment health (GET /api/v2/debug/health).
+export type HealthSeverity = "ok" | "warning" | "error";
+
+/** Stable codes: operators (and alerting) match on these, never on the message. */
+export type HealthCode =
+  | "EACS01" // access URL not reachable
+  | "EACS02" // access URL answered, but not 200 "OK"
+  | "EDB01" // database ping failed
+  | "EDB02" // database latency above the threshold
+  | "EDERP01" // relay region unreachable
+  | "EDERP02" // no relay regions configured
+  | "EWS01" // WebSocket to the access URL failed
+  | "EPD01" // jobs pending and no provisioner daemon connected
+  | "EPD02" // stale provisioner daemons
+  | "EPD03" // provisioner daemon version differs from the server's
+  | "EUNKNOWN"; // a check failed unexpectedly or timed out
+
+export interface HealthMessage {
+  code: HealthCode;
+  message: string;
+}
+
+export interface HealthSectionBase {
+  healthy: boolean;
+  severity: HealthSeverity;
+  warnings: HealthMessage[];
+  /** Why the section is in error, when it is. */
+  error?: string;
+}
+
+export interface AccessURLHealth extends HealthSectionBase {
+  access_url: string;
+  reachable: boolean;
+  status_code: number;
+  healthz_response: string;
+  latency_ms: number;
+}
+
+export interface DatabaseHealth extends HealthSectionBase {
+  reachable: boolean;
+  /** Median of the pings. */
+  latency_ms: number;
+  threshold_ms: number;
+  pings_ms: number[];
+}
+
+export interface DERPRegionHealth {
+  region_id: number;
+  region_code: string;
+  region_name: string;
+  url: string;
+  healthy: boolean;
+  latency_ms?: number;
+  error?: string;
+}
+
+export interface DERPHealth extends HealthSectionBase {
+  regions: Record<string, DERPRegionHealth>;
+}
+
+export interface WebsocketHealth extends HealthSectionBase {
+  url: string;
+  /** True when the check could not run (the embedded relay is disabled). */
+  skipped?: boolean;
+  latency_ms?: number;
+}
+
+export interface ProvisionerDaemonHealthItem {
+  id: string;
+  name: string;
+  organization_id: string;
+  version: string;
+  last_seen_at: string | null;
+  connected: boolean;
+  stale: boolean;
+}
+
+export interface ProvisionerDaemonsHealth extends HealthSectionBase {
+  server_version: string;
+  connected: number;
+  pending_jobs: number;
+  daemons: ProvisionerDaemonHealthItem[];
+}
+
+export interface HealthReport {
+  healthy: boolean;
+  severity: HealthSeverity;
+  /** When the checks ran (RFC 3339). */
+  time: string;
+  sections: {
+    access_url: AccessURLHealth;
+    database: DatabaseHealth;
+    derp: DERPHealth;
+    websocket: WebsocketHealth;
+    provisioner_daemons: ProvisionerDaemonsHealth;
+  };
+}

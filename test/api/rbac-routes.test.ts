@@ -55,6 +55,8 @@ const pw = { password: "brand-new-password" };
 const CASES: Case[] = [
   { method: "GET", route: "/healthz", path: () => "/healthz", expect: [200, 200, 200, 200, 200, 200] },
   { method: "GET", route: "/api/v2/buildinfo", path: () => "/api/v2/buildinfo", expect: [200, 200, 200, 200, 200, 200] },
+  // Debug endpoints are hidden from all but owners (404, as in Coder).
+  { method: "GET", route: "/api/v2/debug/health", path: () => "/api/v2/debug/health", expect: [401, 404, 404, 404, 404, 200] },
   { method: "GET", route: "/api/v2/users/first", path: () => "/api/v2/users/first", expect: [200, 200, 200, 200, 200, 200] },
   {
     method: "POST",

@@ -44,6 +44,8 @@ export interface TestServerOptions {
   dangerousAllowPathAppSiteOwnerAccess?: boolean;
   /** Record Prometheus metrics (serve coderd.metrics with startMetricsListener). */
   prometheus?: PrometheusOptions;
+  /** CODER_HEALTH_CHECK_THRESHOLD_DATABASE in milliseconds (fractions allowed, e.g. 0.001). */
+  healthCheckThresholdDatabaseMs?: number;
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -69,6 +71,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     dangerousAllowPathAppSharing: opts.dangerousAllowPathAppSharing,
     dangerousAllowPathAppSiteOwnerAccess: opts.dangerousAllowPathAppSiteOwnerAccess,
     prometheus: opts.prometheus,
+    healthCheckThresholdDatabaseMs: opts.healthCheckThresholdDatabaseMs,
     relay: { embedded: true, regionId: 999, regionCode: "coder", regionName: "Coder Embedded Relay", blockDirect: false, ...opts.relay },
   });
   const { port } = await coderd.listen("127.0.0.1", opts.port ?? 0);
