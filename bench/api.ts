@@ -1,8 +1,13 @@
 // API benchmark: starts the real `coder server` binary (built-in Postgres) as a child process,
 // creates the first user and 200 more through the typed SDK client, then measures
 // GET /api/v2/users/me and GET /api/v2/users?limit=25 with autocannon at 1, 16 and 64
-// connections. Returns one JSON document; progress goes to stderr.
+// connections. Then the same users/me runs against a second server with Prometheus metrics on
+// (--prometheus-enable --prometheus-collect-db-metrics, scraped every second as Prometheus would)
+// and reports the throughput the metrics cost (metrics_overhead_percent; target under 5%).
+// Returns one JSON document; progress goes to stderr.
+import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import autocannon from "autocannon";
 import { Client, SESSION_TOKEN_HEADER } from "../src/codersdk/index.js";
@@ -38,6 +43,15 @@ export interface ApiBenchmarkDoc {
   users: number;
   results: CaseResult[];
   server_rss_mb: number | null;
+  /** The users_me runs again, on a server with --prometheus-enable --prometheus-collect-db-metrics. */
+  metrics_results: Array<CaseResult & { overhead_percent: number | null }>;
+  /** Throughput lost to metrics: 1 - (users_me requests with metrics / without), summed over the connection counts, in %. */
+  metrics_overhead_percent: number | null;
+  metrics_overhead_target_percent: number;
+  /** Scrapes of /metrics during the metrics runs, and the users/me requests the last one counted. */
+  metrics_scrapes: number;
+  metrics_scraped_users_me_requests: number | null;
+  metrics_server_rss_mb: number | null;
 }
 
 const log = (msg: string) => logAs("api", msg);
@@ -45,6 +59,12 @@ const log = (msg: string) => logAs("api", msg);
 const PASSWORD = "BenchmarkPassword!1";
 const EXTRA_USERS = 200;
 const CONNECTIONS = [1, 16, 64];
+const METRICS_OVERHEAD_TARGET_PERCENT = 5;
+const SCRAPE_INTERVAL_MS = 1000;
+const CASES = [
+  { name: "users_me", path: "/api/v2/users/me" },
+  { name: "users_list", path: "/api/v2/users?limit=25&offset=0" },
+];
 
 async function inParallel<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -111,30 +131,14 @@ async function cannon(url: string, token: string, connections: number, durationS
   return { result, latencies: buf.slice(0, n).sort() };
 }
 
-export async function runApiBenchmark(): Promise<{ doc: ApiBenchmarkDoc; ok: boolean }> {
-  const duration = envSeconds("BENCH_DURATION_SECONDS", 5);
-  const warmup = envSeconds("BENCH_WARMUP_SECONDS", 1);
-  const busy = await machineBusyPct(1000);
-  if (busy !== null && busy > 10) log(`warning: the CPUs were ${busy}% busy before the benchmark: other work will skew the figures`);
-  const server = await ServerProcess.start();
-  const onSignal = (sig: NodeJS.Signals) => {
-    log(`received ${sig}: stopping the server`);
-    server.stop().finally(() => process.exit(130));
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  try {
-    await server.waitReady();
-    const token = await setup(server.url);
+const round1 = (n: number) => Math.round(n * 10) / 10;
 
-    const cases = [
-      { name: "users_me", path: "/api/v2/users/me" },
-      { name: "users_list", path: "/api/v2/users?limit=25&offset=0" },
-    ];
+/** Each case at each connection count: a warm-up run, then the measured run. */
+async function runCases(baseUrl: string, token: string, cases: Array<{ name: string; path: string }>, warmup: number, duration: number): Promise<CaseResult[]> {
     const results: CaseResult[] = [];
     for (const c of cases) {
       for (const connections of CONNECTIONS) {
-        const url = server.url + c.path;
+        const url = baseUrl + c.path;
         log(`${c.name} @ ${connections} connections: warm-up ${warmup}s, run ${duration}s`);
         const w = await cannon(url, token, connections, warmup);
         if (w.result.non2xx || w.result.errors) log(`  warm-up: ${w.result.non2xx} non-2xx, ${w.result.errors} errors`);
@@ -164,15 +168,113 @@ export async function runApiBenchmark(): Promise<{ doc: ApiBenchmarkDoc; ok: boo
         results.push(r);
       }
     }
+    return results;
+}
+
+/** The metrics endpoint's URL, from the server's log line "Prometheus metrics at <url>". */
+async function metricsUrl(server: ServerProcess, timeoutMs = 30_000): Promise<string> {
+  const files = [server.logFile, join(server.configDir, "server.json.log")];
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const f of files) {
+      const m = existsSync(f) ? /Prometheus metrics at (http:\/\/[^\s"]+\/metrics)/.exec(readFileSync(f, "utf8")) : null;
+      if (m) return m[1]!;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("the server never logged its Prometheus metrics address");
+}
+
+/** A server with metrics and DB metrics on, scraped every second while users/me runs at each connection count. */
+async function runWithMetrics(warmup: number, duration: number): Promise<{ results: CaseResult[]; scrapes: number; scrapedUsersMe: number | null; rss: number | null }> {
+  const server = await ServerProcess.start({
+    name: "server+metrics",
+    args: ["--prometheus-enable", "--prometheus-collect-db-metrics", "--prometheus-address", "127.0.0.1:0"],
+  });
+  const onSignal = (sig: NodeJS.Signals) => {
+    log(`received ${sig}: stopping the server`);
+    server.stop().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  let scrapes = 0;
+  let scraping = true;
+  let lastScrape = "";
+  let scraper: Promise<void> | undefined;
+  try {
+    await server.waitReady();
+    const url = await metricsUrl(server);
+    log(`metrics at ${url}, scraped every ${SCRAPE_INTERVAL_MS} ms`);
+    const token = await setup(server.url);
+    scraper = (async () => {
+      while (scraping) {
+        const res = await fetch(url);
+        if (!res.ok) throw new Error(`scraping ${url}: status ${res.status}`);
+        lastScrape = await res.text();
+        scrapes++;
+        await new Promise((r) => setTimeout(r, SCRAPE_INTERVAL_MS));
+      }
+    })();
+    const results = await runCases(server.url, token, CASES.filter((c) => c.name === "users_me"), warmup, duration);
+    scraping = false;
+    await scraper;
+    const m = /^coderd_api_requests_processed_total\{code="200",method="GET",route="\/api\/v2\/users\/:user"\} (\d+)/m.exec(lastScrape);
+    if (!/^coderd_db_query_latencies_seconds_count\{/m.test(lastScrape)) throw new Error("the metrics server exported no coderd_db_query_latencies_seconds: DB metrics are not on");
+    return { results, scrapes, scrapedUsersMe: m ? Number(m[1]) : null, rss: rssMb(server.child.pid!) };
+  } finally {
+    scraping = false;
+    await scraper?.catch(() => {});
+    await server.stop();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+export async function runApiBenchmark(): Promise<{ doc: ApiBenchmarkDoc; ok: boolean }> {
+  const duration = envSeconds("BENCH_DURATION_SECONDS", 5);
+  const warmup = envSeconds("BENCH_WARMUP_SECONDS", 1);
+  const busy = await machineBusyPct(1000);
+  if (busy !== null && busy > 10) log(`warning: the CPUs were ${busy}% busy before the benchmark: other work will skew the figures`);
+  const server = await ServerProcess.start();
+  const onSignal = (sig: NodeJS.Signals) => {
+    log(`received ${sig}: stopping the server`);
+    server.stop().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    await server.waitReady();
+    const token = await setup(server.url);
+
+    const results = await runCases(server.url, token, CASES, warmup, duration);
     const rss = rssMb(server.child.pid!);
+    await server.stop();
+
+    log("the same users/me runs with Prometheus metrics on (--prometheus-enable --prometheus-collect-db-metrics)");
+    const withMetrics = await runWithMetrics(warmup, duration);
+    const base = results.filter((r) => r.name === "users_me");
+    const metrics_results = withMetrics.results.map((r) => {
+      const b = base.find((x) => x.connections === r.connections);
+      return { ...r, overhead_percent: b && b.requests_per_second > 0 ? round1((1 - r.requests_per_second / b.requests_per_second) * 100) : null };
+    });
+    const baseRps = base.reduce((a, r) => a + r.requests_per_second, 0);
+    const metricsRps = withMetrics.results.reduce((a, r) => a + r.requests_per_second, 0);
+    const overhead = baseRps > 0 ? round1((1 - metricsRps / baseRps) * 100) : null;
+    log(`metrics overhead: ${overhead}% of users/me throughput (target < ${METRICS_OVERHEAD_TARGET_PERCENT}%)`);
     const doc: ApiBenchmarkDoc = {
       benchmark: "api",
       machine: { cpus: availableParallelism(), cpu_model: cpus()[0]?.model ?? "unknown", node: process.version, busy_before_pct: busy },
       users: EXTRA_USERS + 1,
       results,
       server_rss_mb: rss,
+      metrics_results,
+      metrics_overhead_percent: overhead,
+      metrics_overhead_target_percent: METRICS_OVERHEAD_TARGET_PERCENT,
+      metrics_scrapes: withMetrics.scrapes,
+      metrics_scraped_users_me_requests: withMetrics.scrapedUsersMe,
+      metrics_server_rss_mb: withMetrics.rss,
     };
-    const ok = results.every((r) => r.non_2xx === 0 && r.errors === 0);
+    const ok = [...results, ...withMetrics.results].every((r) => r.non_2xx === 0 && r.errors === 0);
     return { doc, ok };
   } finally {
     await server.stop();
