@@ -1,4 +1,4 @@
-import { createServer } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 
 /** A loopback port that nothing listens on (bound, then released). */
 export function closedPort(): Promise<number> {
@@ -12,9 +12,8 @@ export function closedPort(): Promise<number> {
 
 /** A TCP proxy to a loopback port that records every byte passing in either direction. */
 export async function captureProxy(targetPort: number): Promise<{ port: number; captured(): Buffer; close(): Promise<void> }> {
-  const { connect } = await import("node:net");
   const chunks: Buffer[] = [];
-  const sockets = new Set<import("node:net").Socket>();
+  const sockets = new Set<Socket>();
   const server = createServer((client) => {
     const upstream = connect(targetPort, "127.0.0.1");
     for (const s of [client, upstream]) {
