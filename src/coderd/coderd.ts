@@ -13,7 +13,11 @@ import * as apps from "./routes/apps.js";
 import * as authentication from "./routes/authentication.js";
 import { startBuiltinDaemons, type BuiltinDaemons } from "./provisionerdserver/builtin.js";
 import { ProvisionerdServer } from "./provisionerdserver/server.js";
-import { RelayServer } from "../tailnet/index.js";
+import { hostname } from "node:os";
+import { sql } from "kysely";
+import { build } from "../buildinfo/index.js";
+import { ReplicaSync } from "../replicasync/index.js";
+import { RelayMesh, RelayServer } from "../tailnet/index.js";
 import { Coordinator } from "./tailnet/coordinator.js";
 import { AgentConns } from "./workspaceapps/agent-conns.js";
 import { CoderdMetrics } from "./prometheusmetrics/index.js";
@@ -25,6 +29,7 @@ import * as files from "./routes/files.js";
 import * as organizations from "./routes/organizations.js";
 import * as provisionerdaemons from "./routes/provisionerdaemons.js";
 import * as pty from "./routes/pty.js";
+import * as replicas from "./routes/replicas.js";
 import * as tailnet from "./routes/tailnet.js";
 import * as templates from "./routes/templates.js";
 import * as tokens from "./routes/tokens.js";
@@ -38,6 +43,10 @@ export interface Coderd {
   builtinDaemons: BuiltinDaemons;
   /** The embedded relay, when enabled. */
   relayServer: RelayServer | undefined;
+  /** This replica in the registry (HA). */
+  replicaSync: ReplicaSync;
+  /** The embedded relay's mesh with the other replicas' relays. */
+  relayMesh: RelayMesh | undefined;
   /** The Prometheus registry (serve it with startMetricsListener), when enabled. */
   metrics: CoderdMetrics | undefined;
   /** Listens on host:port; resolves with the bound address. */
@@ -46,6 +55,8 @@ export interface Coderd {
   close(): Promise<void>;
   /** For a server that learns its address only once it listens (port 0). */
   setAccessUrl(url: string): void;
+  /** Likewise for CODER_DERP_SERVER_RELAY_URL (tests of several in-process replicas). */
+  setRelayAddress(url: string): void;
 }
 
 export const REQUEST_ID_HEADER = "x-request-id";
@@ -129,9 +140,35 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
   ctx.coordinator = new Coordinator(opts.store, opts.pubsub, opts.logger.child({ component: "coordinator" }));
   await ctx.coordinator.start();
   ctx.relayServer = opts.relay.embedded ? new RelayServer({ logger: opts.logger.child({ component: "relay" }) }) : undefined;
+  // Created once by whichever replica comes first; every replica's relay proves it to the others.
+  ctx.relayMesh = ctx.relayServer
+    ? new RelayMesh(ctx.relayServer, { meshKey: await opts.store.ensureRelayMeshKey(), logger: opts.logger.child({ component: "relaymesh" }) })
+    : undefined;
+  ctx.replicaSync = new ReplicaSync({
+    store: opts.store,
+    pubsub: opts.pubsub,
+    logger: opts.logger.child({ component: "replicasync" }),
+    pingDatabase: () => sql`SELECT 1`.execute(opts.store.kysely),
+    hostname: hostname(),
+    regionId: opts.relay.regionId,
+    relayAddress: opts.replica?.relayAddress ?? "",
+    version: build.version,
+    meshRequired: opts.relay.embedded,
+    updateIntervalMs: opts.replica?.updateIntervalMs,
+    latencyThresholdMs: opts.replica?.latencyThresholdMs,
+  });
+  ctx.replicaSync.on("peers", (peers) => {
+    // With custom relays only, Postgres is the sole rendezvous: nothing to mesh.
+    ctx.relayMesh?.setPeers(peers.map((p) => p.relay_address).filter(Boolean));
+    // A replica that left may have been running jobs: fail them now, not at the next reap.
+    ctx.provisionerd.reap().catch((err: unknown) => opts.logger.warn({ err }, "reaping after a replica left failed"));
+  });
+  await ctx.replicaSync.start();
+  ctx.relayMesh?.setPeers(ctx.replicaSync.peers().map((p) => p.relay_address).filter(Boolean));
   if (metrics) {
     metrics.instrumentAgents(opts.store);
     if (ctx.relayServer) metrics.instrumentRelay(ctx.relayServer);
+    metrics.instrumentReplicas(ctx.replicaSync, ctx.relayMesh);
   }
 
   ctx.agentConns = new AgentConns(ctx, opts.logger.child({ component: "agentconns" }));
@@ -139,7 +176,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
 
   ctx.healthChecker = new HealthChecker(ctx);
   const router = new Router(app, ctx);
-  for (const mod of [buildinfo, debug, authentication, users, tokens, organizations, templates, workspaces, provisionerdaemons, agents, tailnet, pty]) mod.register(router, ctx);
+  for (const mod of [buildinfo, debug, authentication, users, tokens, organizations, templates, workspaces, provisionerdaemons, agents, tailnet, pty, replicas]) mod.register(router, ctx);
   await apps.register(app, router, ctx, wildcard);
   // Archives are the only non-JSON bodies, accepted on the upload route alone.
   await app.register(async (scope) => {
@@ -161,15 +198,21 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
     provisionerd: ctx.provisionerd,
     builtinDaemons: builtin,
     relayServer: ctx.relayServer,
+    replicaSync: ctx.replicaSync,
+    relayMesh: ctx.relayMesh,
     metrics,
     setAccessUrl: (url) => {
       ctx.accessUrl = url;
     },
+    setRelayAddress: (url) => ctx.replicaSync.setRelayAddress(url),
     async close() {
       closing = true;
       ctx.healthChecker.stop();
       // Built-in daemons finish their jobs while the API still serves (they report through it).
       await builtin.shutdown();
+      // Only then stopped: the others fail the jobs of a stopped replica's daemons. They stop
+      // routing to this replica's relay at once.
+      await ctx.replicaSync.stop();
       ctx.provisionerd.stop();
       // Connections that go idle after their in-flight response are closed as they do; those
       // still busy after the grace period are cut.
@@ -182,6 +225,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
         clearTimeout(force);
         authCache.stop();
         ctx.agentConns.close();
+        ctx.relayMesh?.close();
         ctx.relayServer?.close();
         await ctx.coordinator.stop();
         metrics?.close();

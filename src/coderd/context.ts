@@ -1,7 +1,8 @@
 // What every route handler can reach: the store, the settings and the logger.
 import type { Logger } from "pino";
 import type { Pubsub, Store } from "../database/index.js";
-import type { RelayMap, RelayServer } from "../tailnet/index.js";
+import type { ReplicaSync } from "../replicasync/index.js";
+import type { RelayMap, RelayMesh, RelayServer } from "../tailnet/index.js";
 import type { AgentWrites } from "./agents/writes.js";
 import type { ApiKeyCache } from "./auth/api-key-cache.js";
 import type { Coordinator } from "./tailnet/coordinator.js";
@@ -39,8 +40,19 @@ export interface CoderdOptions {
   dangerousAllowPathAppSiteOwnerAccess?: boolean;
   /** CODER_PROMETHEUS_ENABLE and its settings (undefined: no metrics are recorded). */
   prometheus?: PrometheusOptions;
+  /** HA settings; the defaults suit one replica and several alike. */
+  replica?: ReplicaOptions;
   /** CODER_HEALTH_CHECK_THRESHOLD_DATABASE: median ping latency above which the database section warns (default 15 ms). */
   healthCheckThresholdDatabaseMs?: number;
+}
+
+export interface ReplicaOptions {
+  /** CODER_DERP_SERVER_RELAY_URL ("" or unset: the other replicas' relays cannot reach this one). */
+  relayAddress?: string;
+  /** CODER_REPLICA_UPDATE_INTERVAL. */
+  updateIntervalMs?: number;
+  /** CODER_REPLICA_LATENCY_THRESHOLD. */
+  latencyThresholdMs?: number;
 }
 
 /** The relays peers use: this server's embedded one and any from a custom relay map. */
@@ -64,6 +76,10 @@ export type Ctx = CoderdOptions & {
   coordinator: Coordinator;
   /** The embedded relay (undefined when --derp-server-enable=false). */
   relayServer: RelayServer | undefined;
+  /** This replica in the registry, and its view of the others. */
+  replicaSync: ReplicaSync;
+  /** The embedded relay's links to the other replicas' relays (undefined without the embedded relay). */
+  relayMesh: RelayMesh | undefined;
   /** coderd's own connections to agents (app proxy, web terminal). */
   agentConns: AgentConns;
   /** The Prometheus registry and instruments, when enabled. */

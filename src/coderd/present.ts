@@ -1,7 +1,7 @@
 // API objects that need more than one row: jobs (with queue position and why they wait),
 // builds (with resources) and workspaces (with their latest build). Batched per request.
 import type * as sdk from "../codersdk/index.js";
-import type { ProvisionerJob, ResourceWithAgents, Template, TemplateVersion, Workspace, WorkspaceBuild } from "../database/index.js";
+import type { ProvisionerJob, Replica, ResourceWithAgents, Template, TemplateVersion, Workspace, WorkspaceBuild } from "../database/index.js";
 import { agentStatus } from "./agents/status.js";
 import type { Ctx } from "./context.js";
 
@@ -65,6 +65,7 @@ export function presentResources(resources: ResourceWithAgents[]): sdk.Workspace
       first_connected_at: a.first_connected_at?.toISOString() ?? null,
       last_connected_at: a.last_connected_at?.toISOString() ?? null,
       disconnected_at: a.disconnected_at?.toISOString() ?? null,
+      last_connected_replica_id: a.last_connected_replica_id,
       started_at: a.started_at?.toISOString() ?? null,
       ready_at: a.ready_at?.toISOString() ?? null,
       version: a.version,
@@ -196,4 +197,19 @@ export async function presentWorkspaces(ctx: Ctx, workspaces: Workspace[]): Prom
     });
   }
   return out;
+}
+
+export function presentReplica(r: Replica): sdk.Replica {
+  return {
+    id: r.id,
+    hostname: r.hostname,
+    created_at: r.created_at.toISOString(),
+    started_at: r.started_at.toISOString(),
+    updated_at: r.updated_at.toISOString(),
+    relay_address: r.relay_address,
+    region_id: r.region_id,
+    version: r.version,
+    error: r.error,
+    database_latency: r.database_latency,
+  };
 }

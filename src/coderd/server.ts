@@ -64,6 +64,11 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
   } catch (err) {
     throw new ConfigError(`${opt("wildcardAccessUrl")}: ${(err as Error).message}`);
   }
+  if (values.derpServerRelayUrl && values.accessUrl && sameUrl(values.derpServerRelayUrl, values.accessUrl)) {
+    throw new ConfigError(
+      `${opt("derpServerRelayUrl")}: must not equal ${opt("accessUrl")} (${values.accessUrl}): the access URL is a load balancer to all replicas, while the relay URL must reach this replica alone. Set it to this replica's own address, e.g. http://10.0.0.1:8080.`,
+    );
+  }
   const { host, port } = splitHostPort(values.httpAddress);
   if (port !== 0) await checkBindable(host, port);
   const prom = values.prometheusEnable ? splitHostPort(values.prometheusAddress) : undefined;
@@ -127,6 +132,11 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
       provisionerJobHangTimeoutMs: values.provisionerJobHangTimeoutMs,
       provisionerJobPendingTimeoutMs: values.provisionerJobPendingTimeoutMs,
       healthCheckThresholdDatabaseMs: values.healthCheckThresholdDatabaseMs,
+      replica: {
+        relayAddress: values.derpServerRelayUrl,
+        updateIntervalMs: values.replicaUpdateIntervalMs,
+        latencyThresholdMs: values.replicaLatencyThresholdMs,
+      },
       wildcardAccessUrl: values.wildcardAccessUrl,
       dangerousAllowPathAppSharing: values.dangerousAllowPathAppSharing,
       dangerousAllowPathAppSiteOwnerAccess: values.dangerousAllowPathAppSiteOwnerAccess,
@@ -190,6 +200,15 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
     await cleanup();
     throw err;
   }
+}
+
+/** Same scheme, host, port and path (a trailing slash and default ports aside). */
+function sameUrl(a: string, b: string): boolean {
+  const norm = (s: string) => {
+    const u = new URL(s);
+    return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, "")}`;
+  };
+  return norm(a) === norm(b);
 }
 
 /** The relay map of --derp-config-path or --derp-config-url, checked before anything starts. */

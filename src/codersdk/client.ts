@@ -14,6 +14,7 @@ import type {
   GenerateAPIKeyResponse,
   GetUsersResponse,
   HealthReport,
+  Replica,
   LoginWithPasswordResponse,
   Organization,
   OrganizationMember,
@@ -108,6 +109,11 @@ export class Client {
   /** The deployment's health report (owners only); force recomputes instead of using the cached one. */
   debugHealth(opts: { force?: boolean } = {}) {
     return this.request<HealthReport>("GET", `/api/v2/debug/health${opts.force ? "?force=true" : ""}`);
+  }
+
+  /** The alive replicas of the deployment (owners only). */
+  replicas() {
+    return this.request<Replica[]>("GET", "/api/v2/replicas");
   }
 
   // First user and authentication

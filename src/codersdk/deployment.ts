@@ -33,6 +33,9 @@ export interface DeploymentValues {
   derpConfigPath: string;
   derpConfigUrl: string;
   blockDirect: boolean;
+  derpServerRelayUrl: string;
+  replicaUpdateIntervalMs: number;
+  replicaLatencyThresholdMs: number;
   prometheusEnable: boolean;
   prometheusAddress: string;
   prometheusCollectDbMetrics: boolean;
@@ -116,6 +119,31 @@ export const serverOptions: OptionSpec[] = [
   { key: "derpConfigPath", flag: "derp-config-path", env: "CODER_DERP_CONFIG_PATH", kind: "string", default: "", description: "Path to a relay map (JSON: Regions → Nodes) of custom relays, added to the embedded one." },
   { key: "derpConfigUrl", flag: "derp-config-url", env: "CODER_DERP_CONFIG_URL", kind: "url", default: "", description: "URL to fetch a relay map (JSON) of custom relays from, at start." },
   { key: "blockDirect", flag: "block-direct-connections", env: "CODER_BLOCK_DIRECT", kind: "bool", default: "false", description: "Never use direct paths between peers: every tunnel goes through a relay." },
+  {
+    key: "derpServerRelayUrl",
+    flag: "derp-server-relay-url",
+    env: "CODER_DERP_SERVER_RELAY_URL",
+    kind: "url",
+    default: "",
+    description:
+      "HA: the URL at which the other replicas reach this replica's embedded relay (e.g. http://10.0.0.1:8080). Never the access URL, which is a load balancer in front of all replicas. Not needed with custom relays only.",
+  },
+  {
+    key: "replicaUpdateIntervalMs",
+    flag: "replica-update-interval",
+    env: "CODER_REPLICA_UPDATE_INTERVAL",
+    kind: "duration",
+    default: "5s",
+    description: "HA: how often a replica heartbeats and measures its peers; a replica silent for three intervals is gone.",
+  },
+  {
+    key: "replicaLatencyThresholdMs",
+    flag: "replica-latency-threshold",
+    env: "CODER_REPLICA_LATENCY_THRESHOLD",
+    kind: "duration",
+    default: "10ms",
+    description: "HA: a replica warns (log, health check, replica error) when another replica's relay or the database is further away than this.",
+  },
   { key: "prometheusEnable", flag: "prometheus-enable", env: "CODER_PROMETHEUS_ENABLE", kind: "bool", default: "false", description: "Serve Prometheus metrics at /metrics on --prometheus-address." },
   { key: "prometheusAddress", flag: "prometheus-address", env: "CODER_PROMETHEUS_ADDRESS", kind: "hostport", default: "127.0.0.1:2112", description: "The address the Prometheus metrics endpoint listens on (separate from the API)." },
   {

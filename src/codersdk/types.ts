@@ -306,6 +306,8 @@ export interface WorkspaceAgent {
   first_connected_at: string | null;
   last_connected_at: string | null;
   disconnected_at: string | null;
+  /** The replica whose API the agent last connected to (HA). */
+  last_connected_replica_id: string | null;
   started_at: string | null;
   ready_at: string | null;
   version: string;
@@ -452,6 +454,8 @@ export type HealthCode =
   | "EPD01" // jobs pending and no provisioner daemon connected
   | "EPD02" // stale provisioner daemons
   | "EPD03" // provisioner daemon version differs from the server's
+  | "EREP01" // a replica reports an error (peer relay unreachable, missing relay URL)
+  | "EREP02" // a replica's relay or the database is further away than the latency threshold
   | "EUNKNOWN"; // a check failed unexpectedly or timed out
 
 export interface HealthMessage {
@@ -532,5 +536,44 @@ export interface HealthReport {
     derp: DERPHealth;
     websocket: WebsocketHealth;
     provisioner_daemons: ProvisionerDaemonsHealth;
+    replicas: ReplicasHealth;
   };
+}
+
+/** One `coder server` process of an HA deployment (GET /api/v2/replicas). */
+export interface Replica {
+  id: string;
+  hostname: string;
+  created_at: string;
+  started_at: string;
+  updated_at: string;
+  /** CODER_DERP_SERVER_RELAY_URL of that replica ("" when unset). */
+  relay_address: string;
+  region_id: number;
+  version: string;
+  /** What that replica reports wrong ("" when nothing). */
+  error: string;
+  /** That replica's last measured round trip to Postgres, in microseconds. */
+  database_latency: number;
+}
+
+export interface ReplicaPeerHealth {
+  id: string;
+  hostname: string;
+  relay_address: string;
+  /** This replica's round trip to that one's relay, when it answered. */
+  latency_ms?: number;
+  error?: string;
+  /** This replica's relay mesh link to that one (absent without the embedded relay). */
+  mesh?: { connected: boolean; error?: string };
+}
+
+export interface ReplicasHealth extends HealthSectionBase {
+  /** This replica. */
+  self: Replica;
+  /** The other alive replicas, as this one sees them. */
+  peers: ReplicaPeerHealth[];
+  /** Alive replicas that report an error. */
+  replicas_with_errors: Replica[];
+  latency_threshold_ms: number;
 }

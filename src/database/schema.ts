@@ -123,6 +123,8 @@ export interface ProvisionerDaemonsTable {
   last_seen_at: NullableTimestamp;
   current_job_id: string | null;
   disconnected_at: NullableTimestamp;
+  /** The replica a built-in daemon runs in (null: an external daemon). */
+  replica_id: string | null;
 }
 
 export interface TemplatesTable {
@@ -227,6 +229,8 @@ export interface WorkspaceAgentsTable {
   first_connected_at: NullableTimestamp;
   last_connected_at: NullableTimestamp;
   disconnected_at: NullableTimestamp;
+  /** The replica the agent's control connection last reached. */
+  last_connected_replica_id: string | null;
   lifecycle_state: Generated<string>;
   started_at: NullableTimestamp;
   ready_at: NullableTimestamp;
@@ -256,6 +260,23 @@ export interface TailnetPeersTable {
 }
 
 export type TailnetPeer = Selectable<TailnetPeersTable>;
+
+export interface ReplicasTable {
+  id: string;
+  created_at: Generated<Date>;
+  started_at: Generated<Date>;
+  stopped_at: Date | null;
+  updated_at: Generated<Date>;
+  hostname: string;
+  region_id: number;
+  relay_address: string;
+  /** Microseconds. */
+  database_latency: Generated<number>;
+  version: string;
+  error: Generated<string>;
+}
+
+export type Replica = Selectable<ReplicasTable>;
 
 /** What an agent reports of its peers' use of it, every stats interval. */
 export interface AgentStatsReport {
@@ -307,6 +328,7 @@ export interface DB {
   site_configs: SiteConfigsTable;
   tailnet_coordinators: TailnetCoordinatorsTable;
   tailnet_peers: TailnetPeersTable;
+  replicas: ReplicasTable;
   organizations: OrganizationsTable;
   users: UsersTable;
   organization_members: OrganizationMembersTable;

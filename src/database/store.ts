@@ -8,6 +8,7 @@ import * as files from "./queries/files.js";
 import * as organizations from "./queries/organizations.js";
 import * as provisionerDaemons from "./queries/provisioner-daemons.js";
 import * as provisionerJobs from "./queries/provisioner-jobs.js";
+import * as replicas from "./queries/replicas.js";
 import * as siteConfigs from "./queries/site-configs.js";
 import * as tailnet from "./queries/tailnet.js";
 import * as templates from "./queries/templates.js";
@@ -22,6 +23,7 @@ const queries = {
   ...organizations,
   ...provisionerDaemons,
   ...provisionerJobs,
+  ...replicas,
   ...siteConfigs,
   ...tailnet,
   ...templates,

@@ -57,6 +57,7 @@ const CASES: Case[] = [
   { method: "GET", route: "/api/v2/buildinfo", path: () => "/api/v2/buildinfo", expect: [200, 200, 200, 200, 200, 200] },
   // Debug endpoints are hidden from all but owners (404, as in Coder).
   { method: "GET", route: "/api/v2/debug/health", path: () => "/api/v2/debug/health", expect: [401, 404, 404, 404, 404, 200] },
+  { method: "GET", route: "/api/v2/replicas", path: () => "/api/v2/replicas", expect: [401, 404, 404, 404, 404, 200] },
   { method: "GET", route: "/api/v2/users/first", path: () => "/api/v2/users/first", expect: [200, 200, 200, 200, 200, 200] },
   {
     method: "POST",
@@ -268,6 +269,8 @@ const CASES: Case[] = [
   { method: "GET", route: "/api/v2/derp-map", path: () => "/api/v2/derp-map", expect: [401, 200, 200, 200, 200, 200] },
   // The relay authenticates peers by their keys, inside the WebSocket.
   { method: "GET", route: "/derp", path: () => "/derp", expect: [400, 400, 400, 400, 400, 400] },
+  // Replicas prove the mesh key from the database; a user's session is not a mesh key.
+  { method: "GET", route: "/derp/mesh", path: () => "/derp/mesh", expect: [401, 401, 401, 401, 401, 401] },
   { method: "GET", route: "/derp/latency-check", path: () => "/derp/latency-check", expect: [200, 200, 200, 200, 200, 200] },
   // The web terminal needs "ssh" on the workspace; allowed callers get 400 (no WebSocket upgrade).
   {

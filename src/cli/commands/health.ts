@@ -11,6 +11,7 @@ const LABELS: Record<keyof HealthReport["sections"], string> = {
   derp: "Relay (DERP)",
   websocket: "WebSocket",
   provisioner_daemons: "Provisioner daemons",
+  replicas: "Replicas",
 };
 
 function detail(name: keyof HealthReport["sections"], r: HealthReport): string {
@@ -28,6 +29,10 @@ function detail(name: keyof HealthReport["sections"], r: HealthReport): string {
       return s.websocket.skipped ? "skipped (embedded relay disabled)" : s.websocket.latency_ms !== undefined ? `${s.websocket.url} in ${s.websocket.latency_ms} ms` : s.websocket.url;
     case "provisioner_daemons":
       return `${s.provisioner_daemons.connected} connected, ${s.provisioner_daemons.pending_jobs} job(s) pending`;
+    case "replicas": {
+      const peers = s.replicas.peers.map((p) => `${p.hostname}: ${p.latency_ms !== undefined ? `${p.latency_ms} ms` : (p.error ?? "not measured yet")}`);
+      return `${s.replicas.self.hostname} and ${peers.length} other replica(s)${peers.length ? ` (${peers.join(", ")})` : ""}`;
+    }
   }
 }
 

@@ -251,3 +251,45 @@ export function failedSection(err: unknown): Section {
   const msg = `The check failed: ${message(err)}.`;
   return { healthy: false, severity: "error", warnings: [{ code: "EUNKNOWN", message: msg }], error: msg };
 }
+
+// ---------------------------------------------------------------- replicas
+
+export interface ReplicasInput {
+  self: sdk.Replica;
+  /** What this replica finds wrong now: latency conditions ("…latency…" keys) and others. */
+  conditions: Array<{ key: string; message: string }>;
+  /** The other alive replicas, with this replica's view of their relays. */
+  peers: Array<{ replica: sdk.Replica; latency_ms?: number; error?: string; mesh?: { connected: boolean; error?: string } }>;
+  latencyThresholdMs: number;
+}
+
+/**
+ * This replica's own conditions (EREP02 for latency above the threshold, EREP01 for the rest),
+ * then EREP01 for every other replica that reports an error. Never an error section: the
+ * deployment still serves, and an operator acts on the warnings.
+ */
+export function checkReplicas(input: ReplicasInput): sdk.ReplicasHealth {
+  const warnings: sdk.HealthMessage[] = input.conditions.map((c) => ({
+    code: c.key.includes("latency") ? "EREP02" : "EREP01",
+    message: `This replica (${input.self.hostname}): ${c.message}.`,
+  }));
+  for (const { replica: r, mesh } of input.peers) {
+    if (r.error) warnings.push({ code: "EREP01", message: `Replica ${r.hostname} (${r.id}) reports: ${r.error}.` });
+    if (mesh && !mesh.connected) {
+      warnings.push({
+        code: "EREP01",
+        message: `The relay mesh link to replica ${r.hostname} at ${r.relay_address} is down${mesh.error ? ` (${mesh.error})` : ""}: peers connected to it cannot reach peers connected here.`,
+      });
+    }
+  }
+  const peers = input.peers.map(({ replica: r, latency_ms, error, mesh }): sdk.ReplicaPeerHealth => ({
+    id: r.id,
+    hostname: r.hostname,
+    relay_address: r.relay_address,
+    ...(latency_ms !== undefined ? { latency_ms: round(latency_ms) } : {}),
+    ...(error ? { error } : {}),
+    ...(mesh ? { mesh } : {}),
+  }));
+  const withErrors = [input.self, ...input.peers.map((p) => p.replica)].filter((r) => r.error);
+  return settle({ self: input.self, peers, replicas_with_errors: withErrors, latency_threshold_ms: input.latencyThresholdMs, warnings });
+}

@@ -5,12 +5,14 @@ import { sql } from "kysely";
 import type * as sdk from "../../codersdk/index.js";
 import { build } from "../../buildinfo/index.js";
 import type { Ctx } from "../context.js";
+import { presentReplica } from "../present.js";
 import { relayMap } from "../routes/tailnet.js";
 import {
   checkAccessUrl,
   checkDatabase,
   checkDerp,
   checkProvisionerDaemons,
+  checkReplicas,
   checkWebsocket,
   DEFAULT_CHECK_TIMEOUT_MS,
   failedSection,
@@ -104,7 +106,20 @@ export class HealthChecker {
         return checkProvisionerDaemons(daemons, pending, build.version);
       }),
     ]);
-    const sections = { access_url, database, derp, websocket, provisioner_daemons };
+    const sync = ctx.replicaSync;
+    const links = new Map(ctx.relayMesh?.status().map((l) => [l.url, l]));
+    const replicas = checkReplicas({
+      self: presentReplica(sync.self()),
+      conditions: sync.conditions(),
+      peers: sync.peers().map((r) => {
+        const l = sync.peerLatency(r.id);
+        const link = r.relay_address ? links.get(r.relay_address) : undefined;
+        const mesh = link ? { connected: link.connected, ...(link.error ? { error: link.error } : {}) } : undefined;
+        return { replica: presentReplica(r), latency_ms: l?.latencyMs, error: l?.error, mesh };
+      }),
+      latencyThresholdMs: sync.latencyThresholdMs,
+    });
+    const sections = { access_url, database, derp, websocket, provisioner_daemons, replicas };
     const severity = worst(...Object.values(sections).map((s) => s.severity));
     const report: sdk.HealthReport = { healthy: severity !== "error", severity, time, sections };
     this.cached = report;

@@ -9,7 +9,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 import type { WebSocket } from "ws";
 import type { Pubsub, Store } from "../../database/index.js";
 import type { AcquiredJob, CompletedJob, FailedJob } from "../../provisionerd/index.js";
-import type { RelayServer } from "../../tailnet/index.js";
+import type { ReplicaSync } from "../../replicasync/index.js";
+import type { RelayMesh, RelayServer } from "../../tailnet/index.js";
 import type { ProvisionerdServer } from "../provisionerdserver/server.js";
 import { collectAgents, type AgentLabel } from "./agents.js";
 
@@ -378,20 +379,71 @@ export class CoderdMetrics {
         this.set(relay.stats().peers);
       },
     });
-    const counter = (name: string, help: string, read: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
-    counter("coderd_relay_forwarded_frames_total", "Frames the relay handed to a connected destination.", () => relay.stats().frames_forwarded);
-    counter("coderd_relay_forwarded_bytes_total", "Body bytes of the frames the relay forwarded.", () => relay.stats().bytes_forwarded);
-    counter("coderd_relay_dropped_frames_total", "Frames dropped because their destination's queue was full or it was closing.", () => relay.stats().frames_dropped);
-    counter("coderd_relay_dropped_bytes_total", "Body bytes of the frames the relay dropped.", () => relay.stats().bytes_dropped);
+    this.readCounter("coderd_relay_forwarded_frames_total", "Frames the relay handed to a connected destination.", () => relay.stats().frames_forwarded);
+    this.readCounter("coderd_relay_forwarded_bytes_total", "Body bytes of the frames the relay forwarded.", () => relay.stats().bytes_forwarded);
+    this.readCounter("coderd_relay_dropped_frames_total", "Frames dropped because their destination's queue was full or it was closing.", () => relay.stats().frames_dropped);
+    this.readCounter("coderd_relay_dropped_bytes_total", "Body bytes of the frames the relay dropped.", () => relay.stats().bytes_dropped);
+  }
+
+  /** HA: the replicas this one sees, their latency, and the relay mesh between them. */
+  instrumentReplicas(sync: ReplicaSync, mesh: RelayMesh | undefined): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: "coderd_replicas",
+      help: "Alive replicas of the deployment (this one included), as this replica sees them.",
+      registers,
+      collect() {
+        this.set(sync.peers().length + 1);
+      },
+    });
+    new Gauge({
+      name: "coderd_replica_database_latency_seconds",
+      help: "This replica's last measured round trip to Postgres.",
+      registers,
+      collect() {
+        this.set(sync.databaseLatency() / 1000);
+      },
+    });
+    new Gauge({
+      name: "coderd_replica_peer_latency_seconds",
+      help: "Round trip from this replica to another replica's relay (alive replicas that answered).",
+      labelNames: ["replica_id"] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const p of sync.peers()) {
+          const ms = sync.peerLatency(p.id)?.latencyMs;
+          if (ms !== undefined) this.set({ replica_id: p.id }, ms / 1000);
+        }
+      },
+    });
+    if (!mesh) return;
+    new Gauge({
+      name: "coderd_relay_mesh_peers",
+      help: "Relay mesh links from this replica to other replicas that are up.",
+      registers,
+      collect() {
+        this.set(mesh.stats().mesh_peers);
+      },
+    });
+    this.readCounter("coderd_relay_mesh_forwarded_frames_total", "Frames this replica's relay sent to another replica's relay.", () => mesh.stats().frames_forwarded);
+    this.readCounter("coderd_relay_mesh_forwarded_bytes_total", "Body bytes of the frames sent over the relay mesh.", () => mesh.stats().bytes_forwarded);
+    this.readCounter("coderd_relay_mesh_received_frames_total", "Frames that arrived from other replicas' relays for peers connected here.", () => mesh.stats().frames_received);
+    this.readCounter("coderd_relay_mesh_received_bytes_total", "Body bytes of the frames that arrived over the relay mesh.", () => mesh.stats().bytes_received);
+    this.readCounter("coderd_relay_mesh_dropped_frames_total", "Frames dropped because a mesh link's queue was full.", () => mesh.stats().frames_dropped);
+  }
+
+  /** A counter whose value is read from a running total at scrape time. */
+  private readCounter(name: string, help: string, read: () => number): void {
+    new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
   }
 
   /** The text exposition format. */

@@ -47,6 +47,7 @@ export async function startBuiltinDaemons(ctx: Ctx, server: ProvisionerdServer, 
         tags: { [HOST_TAG]: hostname() },
         provisioners: ["local"],
         version: build.version,
+        replicaId: ctx.replicaSync.id,
       });
       const d = new ProvisionerDaemon({
         client: inProcessClient(ctx, server, row),

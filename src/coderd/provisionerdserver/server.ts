@@ -25,6 +25,8 @@ export interface DaemonRegistration {
   tags: Record<string, string>;
   provisioners: string[];
   version: string;
+  /** For built-in daemons: the replica they run in. */
+  replicaId?: string;
 }
 
 export const HOST_TAG = "host";
@@ -114,6 +116,7 @@ export class ProvisionerdServer {
       tags: r.tags,
       provisioners: r.provisioners,
       version: r.version,
+      replica_id: r.replicaId ?? null,
     });
   }
 
@@ -272,15 +275,18 @@ export class ProvisionerdServer {
     const reaped = await this.store.reapProvisionerJobs({
       heartbeatBefore: new Date(now - this.opts.hangTimeoutMs),
       pendingBefore: new Date(now - this.opts.pendingTimeoutMs),
+      replicaGoneAfterMs: 3 * this.ctx.replicaSync.updateIntervalMs,
     });
     for (const r of reaped) {
       const output =
-        r.reason === "hung"
+        r.reason === "replica_gone"
+          ? `The replica ${r.replica?.hostname || "(unknown host)"} (${r.replica?.id}) whose built-in provisioner daemon ran this job stopped (shut down, crashed or lost the database): the job was marked failed by replica ${this.ctx.replicaSync.id}. Start the build again.`
+          : r.reason === "hung"
           ? `The provisioner daemon running this job stopped sending heartbeats for ${Math.round(this.opts.hangTimeoutMs / 1000)}s (it crashed, was killed or lost its connection): the job was marked failed.`
           : `No provisioner daemon took this job within ${Math.round(this.opts.pendingTimeoutMs / 1000)}s: the job was marked failed. Check that a daemon with matching tags is running.`;
       await this.store.insertProvisionerJobLogs(r.id, [{ source: "provisioner_daemon", level: "error", stage: "Cleaning up", output }]);
       const job = await this.store.getProvisionerJobById(r.id);
-      this.ctx.logger.warn({ job_id: r.id, reason: r.reason }, "provisioner job reaped");
+      this.ctx.logger.warn({ job_id: r.id, reason: r.reason, replica_id: r.replica?.id }, "provisioner job reaped: %s", output);
       if (job) await this.ended(job);
     }
   }

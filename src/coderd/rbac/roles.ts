@@ -15,6 +15,7 @@ export type ResourceType =
   | "assign_org_role"
   | "deployment_config"
   | "debug_info"
+  | "replicas"
   | "file"
   | "template"
   | "workspace"

@@ -188,6 +188,7 @@ function serveAgent(ctx: Ctx, socket: WebSocket, auth: AgentContext, req: Fastif
           const h = parseInput(hello, msg.params, "body");
           await ctx.store.updateAgentConnection(agent.id, {
             connected: true,
+            replicaId: ctx.replicaSync.id,
             version: h.version,
             operatingSystem: h.operating_system,
             expandedDirectory: h.expanded_directory,
@@ -247,7 +248,7 @@ function serveAgent(ctx: Ctx, socket: WebSocket, auth: AgentContext, req: Fastif
   socket.on("close", () => {
     log.info("agent disconnected");
     ctx.store
-      .updateAgentConnection(agent.id, { connected: false })
+      .updateAgentConnection(agent.id, { connected: false, replicaId: ctx.replicaSync.id })
       .then(changed)
       .catch((err: unknown) => log.warn({ err }, "recording the disconnect failed"));
   });

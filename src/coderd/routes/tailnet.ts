@@ -2,11 +2,11 @@
 // connection info clients start from.
 import type { FastifyRequest } from "fastify";
 import type * as sdk from "../../codersdk/index.js";
-import { embeddedRegion, type RelayMap } from "../../tailnet/index.js";
+import { embeddedRegion, MESH_KEY_HEADER, type RelayMap } from "../../tailnet/index.js";
 import type { Ctx } from "../context.js";
 import { loadAgent } from "../agents/load.js";
 import { requireAgent } from "../httpapi/agent-auth.js";
-import { NotFoundError } from "../httpapi/errors.js";
+import { NotFoundError, UnauthorizedError } from "../httpapi/errors.js";
 import type { Router } from "../httpapi/route.js";
 
 /** The agent a client coordinates with, resolved and authorized before the upgrade. */
@@ -53,6 +53,20 @@ export function register(r: Router, ctx: Ctx): void {
       if (!ctx.relayServer) throw new NotFoundError("The embedded relay is disabled on this server (--derp-server-enable=false).");
     },
     websocket: (socket, req) => ctx.relayServer!.accept(socket, req.ip),
+  });
+
+  // The relay mesh (HA): another replica's relay, proving the mesh key every replica read from
+  // the database. Reached at CODER_DERP_SERVER_RELAY_URL, not through the load balancer.
+  r.add({
+    method: "GET",
+    url: "/derp/mesh",
+    auth: "public",
+    preHandler: async (req) => {
+      if (!ctx.relayMesh) throw new NotFoundError("The embedded relay is disabled on this server (--derp-server-enable=false).");
+      const given = req.headers[MESH_KEY_HEADER];
+      if (!ctx.relayMesh.authorize(typeof given === "string" ? given : undefined)) throw new UnauthorizedError(`Missing or wrong mesh key (header ${MESH_KEY_HEADER}).`);
+    },
+    websocket: (socket, req) => ctx.relayMesh!.accept(socket, req.ip),
   });
 
   r.add({

@@ -4,7 +4,7 @@ import type { DB, ProvisionerDaemon } from "../schema.js";
 /** Registers a daemon by (organization, name): a reconnecting daemon keeps its row. */
 export async function upsertProvisionerDaemon(
   db: Kysely<DB>,
-  d: { id: string; organization_id: string; name: string; tags: Record<string, string>; provisioners: string[]; version: string },
+  d: { id: string; organization_id: string; name: string; tags: Record<string, string>; provisioners: string[]; version: string; replica_id?: string | null },
 ): Promise<ProvisionerDaemon> {
   return db
     .insertInto("provisioner_daemons")
@@ -14,6 +14,7 @@ export async function upsertProvisionerDaemon(
         tags: JSON.stringify(d.tags),
         provisioners: d.provisioners,
         version: d.version,
+        replica_id: d.replica_id ?? null,
         last_seen_at: new Date(),
         disconnected_at: null,
       }),

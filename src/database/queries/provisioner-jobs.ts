@@ -95,11 +95,25 @@ export async function cancelProvisionerJob(db: Kysely<DB>, id: string): Promise<
     .executeTakeFirst();
 }
 
-/** Fails running jobs whose heartbeat stopped and pending jobs nobody took in time. */
+/**
+ * Fails running jobs whose heartbeat stopped, jobs of built-in daemons whose replica is gone
+ * (stopped, or silent for `replicaGoneAfterMs`), and pending jobs nobody took in time.
+ */
 export async function reapProvisionerJobs(
   db: Kysely<DB>,
-  cutoffs: { heartbeatBefore: Date; pendingBefore: Date },
-): Promise<Array<{ id: string; reason: "hung" | "pending" }>> {
+  cutoffs: { heartbeatBefore: Date; pendingBefore: Date; replicaGoneAfterMs: number },
+): Promise<Array<{ id: string; reason: "hung" | "pending" | "replica_gone"; replica?: { id: string; hostname: string } }>> {
+  const orphaned = await sql<{ id: string; replica_id: string; hostname: string }>`
+    UPDATE provisioner_jobs j
+       SET completed_at = now(), updated_at = now(),
+           error = CASE WHEN j.canceled_at IS NOT NULL THEN j.error ELSE 'Build failed: the replica running its provisioner daemon stopped.' END
+      FROM provisioner_daemons d
+      LEFT JOIN replicas r ON r.id = d.replica_id
+     WHERE j.worker_id = d.id
+       AND d.replica_id IS NOT NULL
+       AND j.started_at IS NOT NULL AND j.completed_at IS NULL
+       AND (r.id IS NULL OR r.stopped_at IS NOT NULL OR r.updated_at < now() - make_interval(secs => ${cutoffs.replicaGoneAfterMs / 1000}))
+    RETURNING j.id, d.replica_id, coalesce(r.hostname, '') AS hostname`.execute(db);
   const hung = await db
     .updateTable("provisioner_jobs")
     .set({
@@ -120,7 +134,9 @@ export async function reapProvisionerJobs(
     .where("created_at", "<", cutoffs.pendingBefore)
     .returning(["id"])
     .execute();
-  return [...hung.map((r) => ({ id: r.id, reason: "hung" as const })), ...pending.map((r) => ({ id: r.id, reason: "pending" as const }))];
+  return [
+    ...orphaned.rows.map((r) => ({ id: r.id, reason: "replica_gone" as const, replica: { id: r.replica_id, hostname: r.hostname } })),
+    ...hung.map((r) => ({ id: r.id, reason: "hung" as const })), ...pending.map((r) => ({ id: r.id, reason: "pending" as const }))];
 }
 
 export async function insertProvisionerJobLogs(

@@ -19,3 +19,8 @@ export async function ensureSiteConfig(db: Kysely<DB>, key: string, value: strin
 export async function ensureDeploymentId(db: Kysely<DB>): Promise<string> {
   return ensureSiteConfig(db, "deployment_id", crypto.randomUUID());
 }
+
+/** The relay mesh's shared secret: created by the first replica, read by every later one. */
+export async function ensureRelayMeshKey(db: Kysely<DB>): Promise<string> {
+  return ensureSiteConfig(db, "derp_mesh_key", Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex"));
+}

@@ -40,16 +40,17 @@ export async function getWorkspaceIdByAgent(db: Kysely<DB>, agentId: string): Pr
 export async function updateAgentConnection(
   db: Kysely<DB>,
   id: string,
-  c: { connected: boolean; version?: string; operatingSystem?: string; expandedDirectory?: string; sshHostPublicKey?: string },
+  c: { connected: boolean; replicaId: string; version?: string; operatingSystem?: string; expandedDirectory?: string; sshHostPublicKey?: string },
 ): Promise<void> {
   const now = new Date();
-  await db
+  let q = db
     .updateTable("workspace_agents")
     .set(
       c.connected
         ? {
             first_connected_at: sql`coalesce(first_connected_at, ${now})`,
             last_connected_at: now,
+            last_connected_replica_id: c.replicaId,
             disconnected_at: null,
             ...(c.version !== undefined ? { version: c.version } : {}),
             ...(c.operatingSystem !== undefined ? { operating_system: c.operatingSystem } : {}),
@@ -59,8 +60,10 @@ export async function updateAgentConnection(
           }
         : { disconnected_at: now, updated_at: now },
     )
-    .where("id", "=", id)
-    .execute();
+    .where("id", "=", id);
+  // A disconnect counts only where the agent did not already come back through another replica.
+  if (!c.connected) q = q.where((eb) => eb.or([eb("last_connected_replica_id", "is", null), eb("last_connected_replica_id", "=", c.replicaId)]));
+  await q.execute();
 }
 
 export async function updateAgentLifecycle(db: Kysely<DB>, id: string, state: string, at: Date): Promise<void> {

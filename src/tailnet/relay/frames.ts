@@ -24,6 +24,21 @@
 //
 // Conn ids are chosen by the dialer (1 … 2^31-1); frames the acceptor sends carry the id with the
 // top bit set, so both peers can dial each other with the same number without confusion.
+//
+// Between the relays of the replicas ("the mesh", WebSocket path /derp/mesh under a replica's
+// relay URL, authenticated by the shared mesh key in the upgrade request), one binary message per
+// frame, type bytes that never clash with the peer protocol's:
+//
+//   dialer → acceptor   FORWARD  [0x10][source key 32][destination key 32][body ≤ MAX_BODY]
+//   acceptor → dialer   PRESENT  [0x11][n × key 32]   n ≥ 1, ≤ MAX_PRESENCE_KEYS: keys connected
+//                                                      to the acceptor's relay (a full snapshot
+//                                                      right after the upgrade, then increments)
+//   acceptor → dialer   ABSENT   [0x12][n × key 32]   keys that left, or a FORWARD's destination
+//                                                      that is not connected there
+//   either way          PING [0x07] / PONG [0x08] as above
+//
+// So a replica learns where keys live from the links it dials, and delivers what arrives on the
+// links it accepts to its own peers (never onwards: no loops).
 
 export const FrameType = {
   CHALLENGE: 0x01,
@@ -50,6 +65,23 @@ export const MAX_FRAME = ADDRESSED_HEADER + MAX_BODY;
 
 /** Signed during AUTH before the challenge, so the signature means nothing elsewhere. */
 export const AUTH_CONTEXT = Buffer.from("coder-relay-v1", "latin1");
+
+export const MeshFrameType = {
+  FORWARD: 0x10,
+  PRESENT: 0x11,
+  ABSENT: 0x12,
+} as const;
+export type MeshFrameType = (typeof MeshFrameType)[keyof typeof MeshFrameType];
+
+/** Type byte + source key + destination key before a FORWARD body. */
+export const MESH_FORWARD_HEADER = 1 + 2 * KEY_LENGTH;
+/** Keys in one PRESENT/ABSENT frame at most (larger sets go in several frames). */
+export const MAX_PRESENCE_KEYS = 4096;
+/** Largest WebSocket message on a mesh link (maxPayload of both ends). */
+export const MAX_MESH_FRAME = Math.max(MESH_FORWARD_HEADER + MAX_BODY, 1 + MAX_PRESENCE_KEYS * KEY_LENGTH);
+
+/** Options for the `ws` WebSocketServer that upgrades /derp/mesh before handing sockets to RelayMesh. */
+export const meshWebSocketServerOptions = { perMessageDeflate: false, maxPayload: MAX_MESH_FRAME } as const;
 
 /** WebSocket close codes the relay uses. */
 export const CloseCode = {
@@ -272,4 +304,85 @@ export function decodePairBody(body: Buffer): PairBody {
     default:
       throw new FrameError(`unknown pair body kind 0x${(kind ?? 0).toString(16).padStart(2, "0")}`);
   }
+}
+
+// ---- mesh frames ----
+
+/** A complete FORWARD frame, built with one allocation. */
+export function encodeForward(src: Uint8Array, dst: Uint8Array, body: Uint8Array): Buffer {
+  checkKey(src, "source key");
+  checkKey(dst, "destination key");
+  if (body.length > MAX_BODY) throw new FrameError(`body of ${body.length} bytes exceeds ${MAX_BODY}`, CloseCode.TOO_BIG);
+  const buf = Buffer.allocUnsafe(MESH_FORWARD_HEADER + body.length);
+  buf[0] = MeshFrameType.FORWARD;
+  buf.set(src, 1);
+  buf.set(dst, 1 + KEY_LENGTH);
+  buf.set(body, MESH_FORWARD_HEADER);
+  return buf;
+}
+
+/** PRESENT or ABSENT frames for keys, MAX_PRESENCE_KEYS per frame (none for no keys). */
+export function encodePresence(type: typeof MeshFrameType.PRESENT | typeof MeshFrameType.ABSENT, keys: readonly Uint8Array[]): Buffer[] {
+  const frames: Buffer[] = [];
+  for (let i = 0; i < keys.length; i += MAX_PRESENCE_KEYS) {
+    const chunk = keys.slice(i, i + MAX_PRESENCE_KEYS);
+    const buf = Buffer.allocUnsafe(1 + chunk.length * KEY_LENGTH);
+    buf[0] = type;
+    chunk.forEach((k, j) => {
+      checkKey(k, "key");
+      buf.set(k, 1 + j * KEY_LENGTH);
+    });
+    frames.push(buf);
+  }
+  return frames;
+}
+
+export type MeshFrame =
+  | { type: typeof MeshFrameType.FORWARD; src: Buffer; dst: Buffer; body: Buffer }
+  | { type: typeof MeshFrameType.PRESENT; keys: Buffer[] }
+  | { type: typeof MeshFrameType.ABSENT; keys: Buffer[] }
+  | { type: typeof FrameType.PING; payload: Buffer }
+  | { type: typeof FrameType.PONG; payload: Buffer };
+
+/**
+ * Parses one mesh frame (keys and body are views into buf). Throws FrameError (with the close code
+ * to use) on anything malformed. RelayMesh checks its hot path inline; this is the reference.
+ */
+export function decodeMeshFrame(buf: Buffer): MeshFrame {
+  if (buf.length === 0) throw new FrameError("empty frame");
+  if (buf.length > MAX_MESH_FRAME) throw new FrameError(`frame of ${buf.length} bytes exceeds ${MAX_MESH_FRAME}`, CloseCode.TOO_BIG);
+  const type = buf[0];
+  switch (type) {
+    case MeshFrameType.FORWARD:
+      if (buf.length < MESH_FORWARD_HEADER) throw new FrameError(`FORWARD frame shorter than its ${MESH_FORWARD_HEADER}-byte header`);
+      if (buf.length > MESH_FORWARD_HEADER + MAX_BODY) throw new FrameError(`FORWARD body exceeds ${MAX_BODY} bytes`, CloseCode.TOO_BIG);
+      return {
+        type,
+        src: buf.subarray(1, 1 + KEY_LENGTH),
+        dst: buf.subarray(1 + KEY_LENGTH, MESH_FORWARD_HEADER),
+        body: buf.subarray(MESH_FORWARD_HEADER),
+      };
+    case MeshFrameType.PRESENT:
+    case MeshFrameType.ABSENT: {
+      const n = presenceCount(buf);
+      const keys: Buffer[] = [];
+      for (let i = 0; i < n; i++) keys.push(buf.subarray(1 + i * KEY_LENGTH, 1 + (i + 1) * KEY_LENGTH));
+      return { type, keys };
+    }
+    case FrameType.PING:
+    case FrameType.PONG:
+      if (buf.length > 1 + MAX_PING_PAYLOAD) throw new FrameError(`PING/PONG payload exceeds ${MAX_PING_PAYLOAD} bytes`);
+      return { type, payload: buf.subarray(1) };
+    default:
+      throw new FrameError(`unknown mesh frame type 0x${(type ?? 0).toString(16).padStart(2, "0")}`);
+  }
+}
+
+/** The number of keys in a PRESENT/ABSENT frame; throws FrameError when its size is wrong. */
+export function presenceCount(buf: Buffer): number {
+  const n = (buf.length - 1) / KEY_LENGTH;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PRESENCE_KEYS) {
+    throw new FrameError(`PRESENT/ABSENT frame of ${buf.length} bytes is not 1 + n × ${KEY_LENGTH} with 1 ≤ n ≤ ${MAX_PRESENCE_KEYS}`);
+  }
+  return n;
 }
