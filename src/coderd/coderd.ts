@@ -16,7 +16,7 @@ import { ProvisionerdServer } from "./provisionerdserver/server.js";
 import { hostname } from "node:os";
 import { sql } from "kysely";
 import { build } from "../buildinfo/index.js";
-import { ReplicaSync } from "../replicasync/index.js";
+import { DEFAULT_UPDATE_INTERVAL_MS, ReplicaSync } from "../replicasync/index.js";
 import { RelayMesh, RelayServer } from "../tailnet/index.js";
 import { Coordinator } from "./tailnet/coordinator.js";
 import { AgentConns } from "./workspaceapps/agent-conns.js";
@@ -137,7 +137,12 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
   });
   metrics?.instrumentProvisionerd(ctx.provisionerd);
   await ctx.provisionerd.start();
-  ctx.coordinator = new Coordinator(opts.store, opts.pubsub, opts.logger.child({ component: "coordinator" }));
+  ctx.coordinator = new Coordinator(
+    opts.store,
+    opts.pubsub,
+    opts.logger.child({ component: "coordinator" }),
+    opts.replica?.updateIntervalMs ?? DEFAULT_UPDATE_INTERVAL_MS,
+  );
   await ctx.coordinator.start();
   ctx.relayServer = opts.relay.embedded ? new RelayServer({ logger: opts.logger.child({ component: "relay" }) }) : undefined;
   // Created once by whichever replica comes first; every replica's relay proves it to the others.

@@ -22,6 +22,9 @@ describe("coder server configuration errors", () => {
     [["--derp-config-path", "/nonexistent/derpmap.json"], {}, "--derp-config-path / CODER_DERP_CONFIG_PATH"],
     [[], { CODER_DERP_CONFIG_PATH: "/dev/null" }, "CODER_DERP_CONFIG_PATH"],
     [[], { CODER_BLOCK_DIRECT: "sometimes" }, "CODER_BLOCK_DIRECT"],
+    [[], { CODER_DERP_SERVER_RELAY_URL: "10.0.0.1:8080" }, "CODER_DERP_SERVER_RELAY_URL"],
+    [[], { CODER_REPLICA_UPDATE_INTERVAL: "0s" }, "CODER_REPLICA_UPDATE_INTERVAL"],
+    [[], { CODER_REPLICA_LATENCY_THRESHOLD: "fast" }, "CODER_REPLICA_LATENCY_THRESHOLD"],
   ])("%j %j names %s", async (args, env, name) => {
     const r = await runCli(["--config-dir", tempConfigDir(), "server", ...args], env as Record<string, string>);
     expect(r.code).toBe(1);
@@ -29,6 +32,18 @@ describe("coder server configuration errors", () => {
     expect(line).toContain(name);
     expect(r.stderr).not.toContain("secretpw");
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("refuses a relay URL equal to the access URL, with the seed's reason", async () => {
+    const r = await runCli(["--config-dir", tempConfigDir(), "server", "--http-address", "127.0.0.1:0"], {
+      CODER_ACCESS_URL: "https://coder.big.corp",
+      CODER_DERP_SERVER_RELAY_URL: "https://coder.big.corp/",
+    });
+    expect(r.code).toBe(1);
+    const line = errorLine(r.stderr);
+    expect(line).toContain("CODER_DERP_SERVER_RELAY_URL");
+    expect(line).toContain("must not equal --access-url / CODER_ACCESS_URL (https://coder.big.corp)");
+    expect(line).toContain("the access URL is a load balancer to all replicas");
   });
 
   it("reports unreachable Postgres without leaking the password", async () => {

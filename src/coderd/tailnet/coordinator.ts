@@ -10,9 +10,6 @@ import type { Pubsub, Store, TailnetPeer } from "../../database/index.js";
 import { peerMessageSchema, type Coordination, type CoordinatorMessage, type Node, type PeerInfo } from "../../tailnet/index.js";
 import { CHANNEL_TAILNET } from "../pubsub-channels.js";
 
-const HEARTBEAT_MS = 10_000;
-/** A replica that missed this many heartbeats is gone: its peers are announced as gone. */
-const STALE_AFTER_MS = 3 * HEARTBEAT_MS;
 const MAX_MESSAGE_BYTES = 16 * 1024;
 
 interface PeerConn {
@@ -35,10 +32,15 @@ export class Coordinator {
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
 
+  /**
+   * heartbeatMs: the replicas' heartbeat (CODER_REPLICA_UPDATE_INTERVAL). A replica that missed
+   * three is gone, and its peers are announced as gone.
+   */
   constructor(
     private readonly store: Store,
     private readonly pubsub: Pubsub,
     private readonly logger: Logger,
+    private readonly heartbeatMs: number,
   ) {}
 
   async start(): Promise<void> {
@@ -51,7 +53,7 @@ export class Coordinator {
       onDrop: () => void this.resync().catch((err: unknown) => this.logger.warn({ err }, "coordinator resync failed")),
     });
     const beat = () => {
-      this.timer = setTimeout(() => void this.heartbeat().finally(() => this.timer && beat()), HEARTBEAT_MS * (0.8 + Math.random() * 0.4));
+      this.timer = setTimeout(() => void this.heartbeat().finally(() => this.timer && beat()), this.heartbeatMs * (0.8 + Math.random() * 0.4));
     };
     beat();
   }
@@ -59,7 +61,7 @@ export class Coordinator {
   private async heartbeat(): Promise<void> {
     try {
       await this.store.heartbeatTailnetCoordinator(this.id);
-      for (const stale of await this.store.getStaleTailnetCoordinators(STALE_AFTER_MS)) {
+      for (const stale of await this.store.getStaleTailnetCoordinators(3 * this.heartbeatMs)) {
         this.logger.warn({ coordinator: stale }, "a replica's coordinator stopped heartbeating: its peers are gone");
         await this.announceGone(await this.store.deleteTailnetCoordinator(stale));
       }
