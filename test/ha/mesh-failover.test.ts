@@ -107,6 +107,9 @@ describe("three replicas behind nginx", () => {
       expect(await metric(a, "coderd_relay_mesh_received_bytes_total")).toBeGreaterThan(0);
       expect((await metric(b, "coderd_relay_mesh_forwarded_bytes_total")) + (await metric(c, "coderd_relay_mesh_forwarded_bytes_total"))).toBeGreaterThan(0);
       expect(await metric(b, "coderd_relay_mesh_peers")).toBe(2);
+      expect(await metric(b, "coderd_replicas")).toBe(3);
+      const latencies = (await (await fetch(b.metricsUrl!)).text()).match(/^coderd_replica_peer_latency_seconds\{replica_id="[0-9a-f-]{36}"\} \S+$/gm);
+      expect(latencies).toHaveLength(2);
 
       const before = await counts(cluster.databaseUrl, workspace.id);
       expect(before.jobLogs).toBeGreaterThan(0);
