@@ -3,6 +3,7 @@
 // non-2xx responses or errors. Use `npm run --silent bench` for stdout without npm's banner.
 import { runAgentBenchmark } from "./agent.js";
 import { runApiBenchmark } from "./api.js";
+import { runHaBenchmark } from "./ha.js";
 import { runProvisionBenchmark } from "./provision.js";
 import { runTunnelBenchmark } from "./tunnel.js";
 
@@ -16,6 +17,7 @@ const benchmarks: Benchmark[] = [
   { name: "provision", run: runProvisionBenchmark },
   { name: "agent", run: runAgentBenchmark },
   { name: "tunnel", run: runTunnelBenchmark },
+  { name: "ha", run: runHaBenchmark },
 ];
 // BENCH=provision runs one benchmark by name.
 const only = process.env.BENCH;
