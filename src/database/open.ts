@@ -10,7 +10,19 @@ export interface Database {
   pool: pg.Pool;
   pubsub: Pubsub;
   migrations: MigrateResult;
+  /** The pool's connections now (for metrics; read at scrape time, costs nothing). */
+  poolStats(): PoolStats;
   close(): Promise<void>;
+}
+
+/** This process's connection pool (the pubsub's LISTEN connection is separate and not counted). */
+export interface PoolStats {
+  /** Connections open now, in use or idle. */
+  open: number;
+  idle: number;
+  /** Queries waiting for a connection because all `max` are in use. */
+  waiting: number;
+  max: number;
 }
 
 export async function openDatabase(
@@ -28,6 +40,7 @@ export async function openDatabase(
       pool,
       pubsub,
       migrations,
+      poolStats: () => ({ open: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: pool.options.max ?? 10 }),
       close: async () => {
         await pubsub.close();
         await kysely.destroy();

@@ -81,6 +81,7 @@ export class ReplicaSync extends EventEmitter {
   private again = false;
   private stopped = false;
   private beats: Promise<void> = Promise.resolve();
+  private failing = false;
 
   constructor(private readonly opts: ReplicaSyncOptions) {
     super();
@@ -132,6 +133,11 @@ export class ReplicaSync extends EventEmitter {
   all(): Replica[] {
     const others = this.alive.filter((r) => r.id !== this.id);
     return [this.self(), ...others].sort((a, b) => +a.started_at - +b.started_at || a.id.localeCompare(b.id));
+  }
+
+  /** Every alive replica as the database has them now (for the API: no wait for the next sync). */
+  async fetchAll(): Promise<Replica[]> {
+    return this.opts.store.getAliveReplicas(3 * this.updateIntervalMs);
   }
 
   /** The other alive replicas. */
@@ -219,8 +225,12 @@ export class ReplicaSync extends EventEmitter {
       this.selfRow = (await o.store.updateReplica(row)) ?? (await o.store.insertReplica({ ...row, hostname: o.hostname, regionId: o.regionId, version: o.version }));
       if (`${this.selfRow.relay_address} ${this.selfRow.error}` !== before) await o.pubsub.publish(CHANNEL_REPLICAS, this.id);
       await o.store.deleteReplicasUpdatedBefore(FORGET_AFTER_MS);
+      if (this.failing) o.logger.info("replica heartbeat works again");
+      this.failing = false;
     } catch (err) {
-      this.opts.logger.warn({ err }, "replica heartbeat failed");
+      // Once per outage, not once per tick.
+      if (!this.failing) o.logger.warn({ err }, "replica heartbeat failed (retrying every interval)");
+      this.failing = true;
     }
   }
 

@@ -43,5 +43,16 @@ describe("replicas starting together", () => {
       expect(replicas.map((x) => x.relay_address).sort()).toEqual(cluster.replicas.map((x) => x.url).sort());
     }
     // The mesh links (which prove the one key: a wrong one is refused) are up between every pair.
+
+    // A clean shutdown marks the replica stopped, so the others drop it without waiting for it to go silent.
+    const leaving = cluster.replicas[2]!;
+    expect(await leaving.process.stop("SIGTERM")).toBe(0);
+    const after = new pg.Client({ connectionString: cluster.databaseUrl });
+    await after.connect();
+    const row = await after.query<{ stopped: boolean }>("SELECT stopped_at IS NOT NULL AS stopped FROM replicas WHERE relay_address = $1", [leaving.url]);
+    await after.end();
+    expect(row.rows).toEqual([{ stopped: true }]);
+    const first = Object.assign(new Client(cluster.replicas[0]!.url), { sessionToken: lb.sessionToken });
+    expect((await first.replicas()).map((x) => x.relay_address)).not.toContain(leaving.url);
   });
 });

@@ -14,7 +14,7 @@ export function register(r: Router, ctx: Ctx): void {
     auth: "user",
     handler: async (req): Promise<sdk.Replica[]> => {
       if (!can(req, "read", { type: "replicas" })) throw new NotFoundError();
-      return ctx.replicaSync.all().map(presentReplica);
+      return (await ctx.replicaSync.fetchAll()).map(presentReplica);
     },
   });
 }
