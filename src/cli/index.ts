@@ -282,6 +282,19 @@ export function buildProgram(): Command {
     .addOption(output())
     .action(lazy(() => import("./commands/health.js")));
 
+  const support = program.command("support").description("Commands for troubleshooting with Coder support.");
+  support
+    .command("bundle")
+    .argument("[workspace]", "also collect this workspace's build logs, agent and agent logs: <name>, <owner>/<name> or <workspace>.<agent>")
+    .description("Write a zip of diagnostics (build info, health report, replicas, relays, and a workspace's logs) to attach to a support request (owners only; never includes your session token).")
+    .option("-O, --output-file <path>", "where to write the zip (default: coder-support-<unix time>.zip in the current directory)")
+    .option("-y, --yes", "do not ask for confirmation")
+    .action(lazy(() => import("./commands/support.js").then((m) => ({ run: m.bundle }))));
+  support.allowExcessArguments().action(() => {
+    if (support.args.length) support.error(`error: unknown command '${support.args[0]}'`);
+    support.help();
+  });
+
   program
     .command("agent")
     .description("Run the workspace agent (started by a workspace's provisioner; reads CODER_AGENT_URL and CODER_AGENT_TOKEN).")

@@ -6,7 +6,8 @@ export class CoderSDKError extends Error {
   readonly response: Response;
 
   constructor(status: number, response: Response, readonly method = "", readonly url = "") {
-    super(response.detail ? `${response.message}: ${response.detail}` : response.message);
+    // "Message.: detail" reads badly; the message's own full stop gives way to the colon.
+    super(response.detail ? `${response.message.replace(/\.$/, "")}: ${response.detail}` : response.message);
     this.name = "CoderSDKError";
     this.status = status;
     this.response = response;

@@ -1,12 +1,13 @@
 // No secret is ever logged. A full run of the real binaries with every log at debug level: two
 // `coder server` replicas on one Postgres (human logs on stderr and JSON logs to a file, a PSK,
 // relays meshed with the deployment's mesh key), an external `coder provisioner start`, logins
-// (first user, a wrong password, a changed password), API tokens (created, forged, expired), a
-// template push, a workspace with a (debug-level) agent, `coder ssh` and `coder port-forward`
-// across the mesh, and the workspace's deletion. Then every byte that any process wrote is
-// searched for every secret the run used.
+// (first user, a wrong password, a second user, a changed password), API tokens (created, forged,
+// expired), a daemon with a wrong PSK, an agent with a made-up token, a template push, a
+// workspace with a (debug-level) agent, `coder ssh` and `coder port-forward` across the mesh, and
+// the workspace's deletion. Then every byte that any process wrote is searched for every secret
+// the run used.
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
@@ -57,6 +58,9 @@ describe("secrets in logs", () => {
     const firstPassword = `First-${hex(8)}-Pw1!`;
     const wrongPassword = `Wrong-${hex(8)}-Pw2!`;
     const newPassword = `New-${hex(8)}-Pw3!`;
+    const devPassword = `Dev-${hex(8)}-Pw4!`;
+    const wrongPsk = `psk-${hex(16)}`;
+    const forgedAgentToken = randomBytes(24).toString("base64url");
     const forgedToken = `${randomBytes(5).toString("hex")}-${randomBytes(11).toString("hex")}`;
 
     // Two replicas on one database, each its own relay, meshed (the mesh dials with the key).
@@ -68,7 +72,8 @@ describe("secrets in logs", () => {
       servers.push(
         await startServerProcess(["--config-dir", tempConfigDir(), "--http-address", `127.0.0.1:${ports[i]}`], {
           CODER_PG_CONNECTION_URL: databaseUrl,
-          CODER_ACCESS_URL: urls[i]!,
+          // The access URL names a load balancer; here each replica is its own, reached by another name.
+          CODER_ACCESS_URL: `http://localhost:${ports[i]}`,
           CODER_DERP_SERVER_RELAY_URL: urls[i]!,
           CODER_REPLICA_UPDATE_INTERVAL: "1s",
           CODER_REPLICA_LATENCY_THRESHOLD: "1s",
@@ -90,10 +95,12 @@ describe("secrets in logs", () => {
     // Every CLI output is checked, except where the CLI prints a token it was asked to create.
     const cliOutputs: Array<{ what: string; text: string }> = [];
     const cfg = tempConfigDir();
-    const cli = async (args: string[], opts: { env?: Record<string, string>; printsToken?: boolean; configDir?: string } = {}): Promise<CliResult> => {
-      const r = await runCli(["--config-dir", opts.configDir ?? cfg, ...args], { CODER_VERBOSE: "true", ...opts.env }, 120_000);
-      cliOutputs.push({ what: `coder ${args.join(" ")} (stderr)`, text: r.stderr });
-      if (!opts.printsToken) cliOutputs.push({ what: `coder ${args.join(" ")} (stdout)`, text: r.stdout });
+    const cli = async (args: string[], opts: { env?: Record<string, string>; printsToken?: boolean; configDir?: string; timeoutMs?: number } = {}): Promise<CliResult> => {
+      const r = await runCli(["--config-dir", opts.configDir ?? cfg, ...args], { CODER_VERBOSE: "true", ...opts.env }, opts.timeoutMs ?? 120_000);
+      // Named without their arguments, which hold secrets: a failure message must not print them.
+      const what = `CLI call #${cliOutputs.length / 2 + 1}: coder ${args.filter((a) => /^[a-z-]+$/.test(a)).join(" ")}`;
+      cliOutputs.push({ what: `${what} (stderr)`, text: r.stderr });
+      cliOutputs.push({ what: `${what} (stdout)`, text: opts.printsToken ? "" : r.stdout });
       return r;
     };
 
@@ -104,6 +111,16 @@ describe("secrets in logs", () => {
 
     const failed = await cli(["login", urls[0]!, "--email", "admin@example.com", "--password", wrongPassword], { configDir: tempConfigDir() });
     expect(failed.code).toBe(1);
+    const created2 = await cli(["users", "create", "-e", "dev@example.com", "-u", "dev", "-p", devPassword]);
+    expect(created2.code, created2.stderr).toBe(0);
+    const devLogin = await cli(["login", urls[1]!, "--email", "dev@example.com", "--password", devPassword], { configDir: tempConfigDir() });
+    expect(devLogin.code, devLogin.stderr).toBe(0);
+
+    // A daemon with a wrong key, and an agent with a made-up token, are turned away.
+    const wrongKey = await cli(["provisioner", "start", "--url", urls[1]!, "--verbose"], { env: { CODER_PROVISIONER_DAEMON_PSK: wrongPsk, CODER_CACHE_DIRECTORY: cache } });
+    expect(wrongKey.code).toBe(1);
+    expect(wrongKey.stderr).toContain("Invalid provisioner daemon pre-shared key.");
+    await cli(["agent"], { env: { CODER_AGENT_URL: urls[1]!, CODER_AGENT_TOKEN: forgedAgentToken, CODER_AGENT_ID: randomUUID() }, timeoutMs: 4_000 });
 
     const created = await cli(["tokens", "create", "--name", "ci"], { printsToken: true });
     expect(created.code, created.stderr).toBe(0);
@@ -213,6 +230,9 @@ describe("secrets in logs", () => {
       "API token": apiToken,
       "expired API token": expiredToken,
       "forged token": forgedToken,
+      "second user's password": devPassword,
+      "wrong PSK": wrongPsk,
+      "forged agent token": forgedAgentToken,
       "agent token": agentToken,
       PSK: psk,
       "mesh key": meshKey,
@@ -224,12 +244,15 @@ describe("secrets in logs", () => {
     for (const [name, value] of Object.entries(secrets)) expect(value.length, name).toBeGreaterThanOrEqual(16);
     expect(meshKey).toMatch(/^[0-9a-f]{64}$/);
     expect(agentToken.length).toBeGreaterThanOrEqual(24);
-    for (const name of ["server 1 stdout/stderr", "server 2 stdout/stderr", "server 1 JSON log", "server 2 JSON log", "provisioner daemon", "agent log (debug level)"]) {
+    for (const name of ["server 1 stdout/stderr", "server 2 stdout/stderr", "server 1 JSON log", "server 2 JSON log"]) {
       expect(logs.find((l) => l.what === name)!.text.length, name).toBeGreaterThan(5_000);
     }
     expect(servers[0]!.output()).toMatch(/\bDEBUG\b/);
-    expect(daemon.output()).toMatch(/\bDEBUG\b/);
-    expect(readFileSync(verboseAgentLog, "utf8")).toMatch(/\bDEBUG\b/);
+    expect(servers[1]!.output()).toMatch(/\bDEBUG\b/);
+    // The daemon runs with --verbose (it has no debug-level messages of its own yet).
+    expect(daemon.output()).toMatch(/job succeeded[\s\S]*job succeeded[\s\S]*job succeeded/);
+    expect(readFileSync(verboseAgentLog, "utf8")).toMatch(/DEBUG \(agent\): session started/);
+    expect(readFileSync(verboseAgentLog, "utf8")).toMatch(/DEBUG \(agent\): ssh: connection/);
     expect(servers.map((s) => s.output()).join("")).toContain("relay mesh: link to a replica is up");
     expect(servers.map((s) => s.output()).join("")).toContain("relay mesh: accepted a link from a replica");
 
@@ -241,6 +264,13 @@ describe("secrets in logs", () => {
       }
     }
     expect(leaks).toEqual([]);
+
+    // The human logs: every request line names its request id.
+    for (const s of servers) {
+      const requestLines = s.output().split("\n").filter((l) => l.includes('"route":'));
+      expect(requestLines.length).toBeGreaterThan(10);
+      for (const l of requestLines) expect(l).toMatch(/"request_id":"[0-9a-f-]{36}"/);
+    }
 
     // The JSON logs: one object per line with a level and a message; every request line has its id.
     for (const file of jsonLogs) {
