@@ -266,6 +266,8 @@ export function buildProgram(): Command {
     .option("--org, --organization <org>", "organization to serve", "default")
     .option("--cache-dir <dir>", "work directories and local workspaces (env: CODER_CACHE_DIRECTORY)")
     .option("-v, --verbose", "debug logs")
+    .option("--prometheus-enable [value]", "serve this daemon's Prometheus metrics at /metrics on --prometheus-address (env: CODER_PROMETHEUS_ENABLE, default: false)")
+    .option("--prometheus-address <value>", "address of the metrics endpoint (env: CODER_PROMETHEUS_ADDRESS, default: 127.0.0.1:2112)")
     .action(lazy(() => import("./commands/provisioner.js").then((m) => ({ run: m.start }))));
   provisioner
     .command("list")

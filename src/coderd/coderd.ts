@@ -126,6 +126,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
   await app.register(websocket, { options: { maxPayload: 64 * 1024 * 1024 } });
   metrics?.instrumentWebsockets(app);
   if (metrics) metrics.instrumentPubsub(opts.pubsub);
+  if (opts.databasePoolStats) metrics?.instrumentDatabasePool(opts.databasePoolStats);
   const store = metrics && opts.prometheus?.collectDbMetrics ? metrics.instrumentStore(opts.store) : opts.store;
 
   const authCache = new ApiKeyCache(opts.pubsub);
@@ -135,7 +136,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
     hangTimeoutMs: opts.provisionerJobHangTimeoutMs,
     pendingTimeoutMs: opts.provisionerJobPendingTimeoutMs,
   });
-  metrics?.instrumentProvisionerd(ctx.provisionerd);
+  metrics?.instrumentProvisionerd(ctx.provisionerd, opts.store);
   await ctx.provisionerd.start();
   ctx.coordinator = new Coordinator(
     opts.store,

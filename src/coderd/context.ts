@@ -9,7 +9,7 @@ import type { Coordinator } from "./tailnet/coordinator.js";
 import type { ProvisionerdServer } from "./provisionerdserver/server.js";
 import type { AgentConns } from "./workspaceapps/agent-conns.js";
 import type { HealthChecker } from "./healthcheck/index.js";
-import type { CoderdMetrics, PrometheusOptions } from "./prometheusmetrics/index.js";
+import type { CoderdMetrics, DatabasePoolStats, PrometheusOptions } from "./prometheusmetrics/index.js";
 
 export interface CoderdOptions {
   store: Store;
@@ -40,6 +40,8 @@ export interface CoderdOptions {
   dangerousAllowPathAppSiteOwnerAccess?: boolean;
   /** CODER_PROMETHEUS_ENABLE and its settings (undefined: no metrics are recorded). */
   prometheus?: PrometheusOptions;
+  /** The database pool's connections now (Database.poolStats), for coderd_db_pool_* metrics. */
+  databasePoolStats?: () => DatabasePoolStats;
   /** HA settings; the defaults suit one replica and several alike. */
   replica?: ReplicaOptions;
   /** CODER_HEALTH_CHECK_THRESHOLD_DATABASE: median ping latency above which the database section warns (default 15 ms). */

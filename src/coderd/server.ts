@@ -118,6 +118,7 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
     const coderd = await createCoderd({
       store: db.store,
       pubsub: db.pubsub,
+      databasePoolStats: db.poolStats,
       logger,
       accessUrl,
       deploymentId: await db.store.ensureDeploymentId(),

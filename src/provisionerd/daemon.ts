@@ -16,6 +16,13 @@ export interface DaemonOptions {
   logger: Logger;
   /** How often a running job reports (logs are sent at least this often; also the heartbeat). */
   updateIntervalMs?: number;
+  /** Told when each job starts and how it ended (metrics). */
+  observer?: JobObserver;
+}
+
+/** Called as a job is acquired; the returned function once it was reported as succeeded or failed. */
+export interface JobObserver {
+  jobStarted(job: AcquiredJob): (status: "success" | "failed") => void;
 }
 
 export type ShutdownMode = "graceful" | "cancel";
@@ -110,6 +117,8 @@ export class ProvisionerDaemon {
 
     const dir = join(this.opts.workDir, job.job_id);
     log.info("running job");
+    const ended = this.opts.observer?.jobStarted(job);
+    let status: "success" | "failed" = "failed";
     try {
       push("provisioner_daemon", "info", `Acquired by provisioner daemon`, "Set up");
       const driver = this.opts.drivers[job.provisioner];
@@ -144,6 +153,7 @@ export class ProvisionerDaemon {
       await flush();
       await updating;
       await client.completeJob(done);
+      status = "success";
       log.info("job succeeded");
     } catch (err) {
       clearInterval(timer);
@@ -160,6 +170,7 @@ export class ProvisionerDaemon {
       log.warn({ error: message }, canceled ? "job canceled" : "job failed");
     } finally {
       clearInterval(timer);
+      ended?.(status);
       this.jobAbort = undefined;
       await rm(dir, { recursive: true, force: true }).catch(() => {});
     }

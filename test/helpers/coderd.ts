@@ -54,6 +54,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const coderd = await createCoderd({
     store: db.store,
     pubsub: db.pubsub,
+    databasePoolStats: db.poolStats,
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
     accessUrl: "http://127.0.0.1",
     deploymentId: await db.store.ensureDeploymentId(),

@@ -3,15 +3,19 @@
 // metric the scaling guide and issue 7 name present with its type and labels, and label
 // cardinality bounded however many distinct paths clients request.
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { packDirectory } from "../../src/archive/index.js";
 import type { Client, Workspace } from "../../src/codersdk/index.js";
-import { startMetricsListener, type MetricsListener } from "../../src/coderd/prometheusmetrics/index.js";
+import { CoderdMetrics, startMetricsListener, type MetricsListener } from "../../src/coderd/prometheusmetrics/index.js";
+import { createPool, openDatabase, PgPubsub } from "../../src/database/index.js";
+import { EXAMPLE_TEMPLATE } from "../../src/provisioners/index.js";
 import { runCli, startServerProcess, tempConfigDir } from "../helpers/binary.js";
 import { createFirstUser, startTestServer, type TestServer } from "../helpers/coderd.js";
 import { createTestDatabase } from "../helpers/database.js";
+import { writeTemplateDir } from "../helpers/templates.js";
 import { deleteWorkspace, runningWorkspace } from "../helpers/workspaces.js";
 
 interface Family {
@@ -65,6 +69,20 @@ function checkMetrics(text: string): Promise<{ code: number | null; output: stri
   });
 }
 
+/** A template import whose tags no running daemon has: it stays pending. */
+async function queueUntakeableImport(client: Client, tags: Record<string, string>): Promise<void> {
+  const dir = writeTemplateDir(EXAMPLE_TEMPLATE, { cleanup: false });
+  try {
+    const { id } = await client.uploadFile(await packDirectory(dir));
+    await client.createTemplateVersion("default", { file_id: id, tags });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const sample = (families: Map<string, Family>, name: string, labels: Record<string, string> = {}) =>
+  families.get(name.replace(/_(count|sum)$/, ""))?.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+
 const AGENT_LABELS = ["agent_name", "template_name", "username", "workspace_name"];
 
 /** Every metric named by the scaling guide and the first part of issue 7: type and label names. */
@@ -83,7 +101,16 @@ const EXPECTED: Array<[string, string, string[]]> = [
   ["coder_pubsub_disconnections_total", "counter", []],
   ["coder_pubsub_connected", "gauge", []],
   ["coder_pubsub_current_subscribers", "gauge", []],
+  ["coder_pubsub_send_latency_seconds", "histogram", []],
+  ["coder_pubsub_receive_latency_seconds", "histogram", []],
+  ["coder_pubsub_latency_measure_errs_total", "counter", []],
+  ["coderd_db_pool_open_connections", "gauge", []],
+  ["coderd_db_pool_idle_connections", "gauge", []],
+  ["coderd_db_pool_waiting_requests", "gauge", []],
+  ["coderd_db_pool_max_connections", "gauge", []],
   ["coderd_provisionerd_job_timings_seconds", "histogram", ["provisioner", "status"]],
+  ["coderd_provisionerd_jobs_pending", "gauge", ["provisioner", "tags"]],
+  ["coderd_provisionerd_job_queue_wait_seconds", "histogram", ["provisioner"]],
   ["coderd_workspace_builds_total", "counter", ["template_name", "template_version", "workspace_transition", "status"]],
   ["coderd_agents_up", "gauge", AGENT_LABELS],
   ["coderd_agents_connections", "gauge", [...AGENT_LABELS, "status", "lifecycle_state"]],
@@ -92,6 +119,7 @@ const EXPECTED: Array<[string, string, string[]]> = [
   ["coderd_agentstats_open_connections", "gauge", AGENT_LABELS],
   ["coderd_agentstats_session_count_ssh", "gauge", AGENT_LABELS],
   ["coderd_agentstats_session_count_reconnecting_pty", "gauge", AGENT_LABELS],
+  ["coderd_agentstats_startup_script_seconds", "gauge", [...AGENT_LABELS, "success"]],
   ["coderd_relay_peers", "gauge", []],
   ["coderd_relay_forwarded_frames_total", "counter", []],
   ["coderd_relay_forwarded_bytes_total", "counter", []],
@@ -133,6 +161,8 @@ describe("Prometheus metrics after real traffic", () => {
     await owner.users();
     expect((await fetch(`${srv.url}/api/v2/nonexistent`)).status).toBe(404);
     ({ workspace } = await runningWorkspace(owner, "metrics"));
+    // Waits for a daemon tagged arch=riscv,cluster=nowhere; the built-in one has only host=….
+    await queueUntakeableImport(owner, { cluster: "nowhere", arch: "riscv" });
   });
 
   afterAll(async () => {
@@ -181,6 +211,48 @@ describe("Prometheus metrics after real traffic", () => {
     // The agent holds WebSockets to this server (coordination, relay) while it is connected.
     expect(families.get("coderd_api_concurrent_websockets")!.samples[0]!.value).toBeGreaterThan(0);
     expect(families.get("coderd_relay_peers")!.samples[0]!.value).toBeGreaterThanOrEqual(0);
+
+    // The pool: its configured size (createPool's default: the test server sets none), and counts within it.
+    const max = sample(families, "coderd_db_pool_max_connections")!;
+    expect(max).toBe(20);
+    expect(max).toBe(srv.db.pool.options.max);
+    const open = sample(families, "coderd_db_pool_open_connections")!;
+    expect(open).toBeGreaterThanOrEqual(1);
+    expect(open).toBeLessThanOrEqual(max);
+    expect(sample(families, "coderd_db_pool_idle_connections")!).toBeLessThanOrEqual(open);
+    expect(sample(families, "coderd_db_pool_waiting_requests")!).toBeGreaterThanOrEqual(0);
+
+    // This scrape measured one NOTIFY round trip, and it came back.
+    expect(sample(families, "coder_pubsub_send_latency_seconds_count")).toBeGreaterThanOrEqual(1);
+    expect(sample(families, "coder_pubsub_receive_latency_seconds_count")).toBeGreaterThanOrEqual(1);
+    const receiveSum = sample(families, "coder_pubsub_receive_latency_seconds_sum")!;
+    expect(receiveSum).toBeGreaterThan(0);
+    expect(receiveSum).toBeLessThan(5);
+    expect(sample(families, "coder_pubsub_latency_measure_errs_total")).toBe(0);
+
+    // The queue: the import nobody can take, under its sorted tags; the built-in daemon's jobs waited briefly.
+    expect(families.get("coderd_provisionerd_jobs_pending")!.samples).toEqual([
+      { name: "coderd_provisionerd_jobs_pending", labels: { provisioner: "local", tags: "arch=riscv,cluster=nowhere" }, value: 1 },
+    ]);
+    expect(sample(families, "coderd_provisionerd_job_queue_wait_seconds_count", { provisioner: "local" })).toBeGreaterThanOrEqual(2); // import + build
+    const waited = sample(families, "coderd_provisionerd_job_queue_wait_seconds_sum", { provisioner: "local" })!;
+    expect(waited).toBeGreaterThanOrEqual(0);
+    expect(waited).toBeLessThan(60);
+
+    // The agent's startup script ran (the example template's ends at once) and it became ready.
+    const startup = families.get("coderd_agentstats_startup_script_seconds")!.samples;
+    expect(startup).toHaveLength(1);
+    expect(startup[0]!.labels).toEqual({ agent_name: "main", template_name: "tpl-metrics", username: "owner", workspace_name: "metrics", success: "true" });
+    expect(startup[0]!.value).toBeGreaterThanOrEqual(0);
+    expect(startup[0]!.value).toBeLessThan(60);
+  });
+
+  it("measures pubsub latency at every scrape", async () => {
+    const count = (f: Map<string, Family>) => sample(f, "coder_pubsub_receive_latency_seconds_count")!;
+    const before = count(parseExposition(await scrape()));
+    const after = parseExposition(await scrape());
+    expect(count(after)).toBe(before + 1);
+    expect(sample(after, "coder_pubsub_latency_measure_errs_total")).toBe(0);
   });
 
   it("the alert rule examples pass promtool check rules and use only metrics the server exports", async () => {
@@ -221,6 +293,83 @@ describe("Prometheus metrics after real traffic", () => {
   });
 });
 
+describe("pubsub latency probes", () => {
+  const bare = (timeoutMs?: number) =>
+    new CoderdMetrics({ collectDbMetrics: false, collectAgentStats: false, aggregateAgentStatsBy: [], collectProcessMetrics: false, pubsubLatencyTimeoutMs: timeoutMs });
+
+  it("two replicas on one database, scraped at once and repeatedly, each get their own probes back", async () => {
+    const url = await createTestDatabase();
+    const dbs = [await openDatabase(url), await openDatabase(url)];
+    const metrics = dbs.map((db) => {
+      const m = bare();
+      m.instrumentPubsub(db.pubsub);
+      return m;
+    });
+    onTestFinished(async () => {
+      for (const m of metrics) m.close();
+      for (const db of dbs) await db.close();
+    });
+    for (let i = 0; i < 5; i++) await Promise.all([metrics[0]!.metrics(), metrics[1]!.metrics(), metrics[0]!.metrics()]);
+    for (const m of metrics) {
+      const f = parseExposition(await m.metrics());
+      expect(sample(f, "coder_pubsub_receive_latency_seconds_count")).toBeGreaterThanOrEqual(6);
+      expect(sample(f, "coder_pubsub_send_latency_seconds_count")).toBe(sample(f, "coder_pubsub_receive_latency_seconds_count"));
+      expect(sample(f, "coder_pubsub_latency_measure_errs_total")).toBe(0);
+    }
+  });
+
+  it("a probe that never comes back, or cannot be sent, counts an error within the time limit", async () => {
+    const url = await createTestDatabase();
+    const db = await openDatabase(url);
+    onTestFinished(() => db.close());
+    // Its LISTEN connection is gone: the probe is published but never delivered.
+    const deaf = new PgPubsub(db.pool, url);
+    await deaf.close();
+    const m1 = bare(300);
+    m1.instrumentPubsub(deaf);
+    const started = performance.now();
+    let f = parseExposition(await m1.metrics());
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(sample(f, "coder_pubsub_latency_measure_errs_total")).toBe(1);
+    expect(sample(f, "coder_pubsub_send_latency_seconds_count")).toBe(1);
+    expect(sample(f, "coder_pubsub_receive_latency_seconds_count")).toBe(0);
+    m1.close();
+
+    // Its pool was shut: publishing fails.
+    const pool = createPool({ connectionString: url, max: 1 });
+    await pool.end();
+    const mute = new PgPubsub(pool, url);
+    onTestFinished(() => mute.close());
+    const m2 = bare(2000);
+    m2.instrumentPubsub(mute);
+    f = parseExposition(await m2.metrics());
+    expect(sample(f, "coder_pubsub_latency_measure_errs_total")).toBe(1);
+    expect(sample(f, "coder_pubsub_send_latency_seconds_count")).toBe(0);
+    expect((await checkMetrics(await m2.metrics())).code).toBe(0);
+    m2.close();
+  });
+});
+
+describe("a scrape while the database is unreachable", () => {
+  it("still answers, with the pool's numbers and the probe's error, and no series from queries", async () => {
+    const db = await openDatabase(await createTestDatabase());
+    const m = new CoderdMetrics({ collectDbMetrics: false, collectAgentStats: true, aggregateAgentStatsBy: ["agent_name"], collectProcessMetrics: false, pubsubLatencyTimeoutMs: 1000 });
+    m.instrumentDatabasePool(db.poolStats);
+    m.instrumentPubsub(db.pubsub);
+    m.instrumentAgents(db.store);
+    m.instrumentProvisionerQueue(db.store);
+    await db.close();
+    const text = await m.metrics();
+    m.close();
+    const f = parseExposition(text);
+    expect(sample(f, "coderd_db_pool_max_connections")).toBe(20);
+    expect(sample(f, "coder_pubsub_latency_measure_errs_total")).toBe(1);
+    expect(f.get("coderd_agents_up")!.samples).toEqual([]);
+    expect(f.get("coderd_provisionerd_jobs_pending")!.samples).toEqual([]);
+    expect((await checkMetrics(text)).code).toBe(0);
+  });
+});
+
 describe("coder server with CODER_PROMETHEUS_ENABLE", () => {
   it("serves /metrics on its own address, not on the API port", async () => {
     const url = await createTestDatabase();
@@ -239,6 +388,8 @@ describe("coder server with CODER_PROMETHEUS_ENABLE", () => {
     const text = await res.text();
     expect(text).toMatch(/coderd_api_requests_processed_total\{code="200",method="GET",route="\/api\/v2\/buildinfo"\} 1/);
     expect(text).not.toContain("coderd_db_query_latencies_seconds"); // DB metrics are off by default
+    expect(text).toMatch(/^coderd_db_pool_max_connections 20$/m); // the pool metrics are not
+    expect(text).toMatch(/^coder_pubsub_receive_latency_seconds_count 1$/m);
     expect((await fetch(`${srv.url}/metrics`)).status).toBe(404);
     expect(await srv.stop()).toBe(0);
   });

@@ -86,7 +86,7 @@ describe("provisioner job queue", () => {
 
 describe("the reaper", () => {
   it("fails a job that no daemon took in time, with the reason in its logs", async () => {
-    const srv = await startTestServer({ provisionerJobPendingTimeoutMs: 500 });
+    const srv = await startTestServer({ provisionerJobPendingTimeoutMs: 500, provisionerDaemonPsk: PSK });
     const { client } = await createFirstUser(srv);
     const { id: fileId } = await client.uploadFile(await packDirectory(writeTemplateDir()));
     const v = await client.createTemplateVersion("default", { file_id: fileId, tags: { pool: "nobody" } });
@@ -95,6 +95,14 @@ describe("the reaper", () => {
     expect(ended.job.error).toBe("No provisioner daemon picked up the job in time.");
     const logs = await client.templateVersionLogs(v.id);
     expect(logs.at(-1)!.output).toMatch(/No provisioner daemon took this job within 1s/);
+
+    // A matching daemon that arrives later takes new jobs, never the failed one.
+    await daemon(srv, "late", { pool: "nobody" });
+    const next = await client.createTemplateVersion("default", { file_id: fileId, tags: { pool: "nobody" } });
+    expect((await waitForImport(client, next.id)).job.status).toBe("succeeded");
+    const reaped = await srv.db.store.getProvisionerJobById(ended.job.id);
+    expect(reaped!.started_at).toBeNull();
+    expect(reaped!.worker_id).toBeNull();
   });
 });
 

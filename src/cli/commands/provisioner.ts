@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { build, coderCommand, coderInstallRoot } from "../../buildinfo/index.js";
-import { defaultCacheDir } from "../../codersdk/deployment.js";
+import { defaultCacheDir, optionName, resolveDeploymentValues, serverOptions } from "../../codersdk/deployment.js";
 import type { ProvisionerDaemon as DaemonInfo } from "../../codersdk/index.js";
 import { CliError } from "../errors.js";
 import { outputFormat, render, shortTime, type Column } from "../output.js";
@@ -15,6 +15,23 @@ interface StartFlags {
   organization: string;
   cacheDir?: string;
   verbose?: boolean;
+  prometheusEnable?: string | boolean;
+  prometheusAddress?: string;
+}
+
+/**
+ * --prometheus-enable / --prometheus-address with their CODER_PROMETHEUS_* variables, parsed and
+ * named in errors exactly as `coder server` does.
+ */
+function prometheusSettings(f: StartFlags): { enable: boolean; host: string; port: number; address: string; name: string } {
+  const options = serverOptions.filter((o) => o.key === "prometheusEnable" || o.key === "prometheusAddress");
+  const { values, errors } = resolveDeploymentValues({ "prometheus-enable": f.prometheusEnable, "prometheus-address": f.prometheusAddress }, process.env, options);
+  if (errors.length) throw new CliError(errors.map((e) => e.message).join("; "));
+  const address = values.prometheusAddress;
+  const i = address.lastIndexOf(":");
+  const host = address.slice(0, i).replace(/^\[|\]$/g, "") || "0.0.0.0";
+  const name = optionName(options.find((o) => o.key === "prometheusAddress")!);
+  return { enable: values.prometheusEnable, host, port: Number(address.slice(i + 1)), address, name };
 }
 
 function parseTags(tags: string[] = []): Record<string, string> {
@@ -41,16 +58,31 @@ export async function start(globals: GlobalOptions, cmd: Command): Promise<void>
   tags.host ??= hostname();
   const name = f.name ?? `${hostname()}-${process.pid}`;
   const cacheDir = f.cacheDir ?? process.env.CODER_CACHE_DIRECTORY ?? defaultCacheDir();
+  const prom = prometheusSettings(f);
 
   const { createLogger } = await import("../../logging/index.js");
   const logger = createLogger({ human: "/dev/stderr", json: "", verbose: Boolean(f.verbose), name: "provisionerd" });
-  const { ProvisionerDaemon, WebSocketProvisionerdClient } = await import("../../provisionerd/index.js");
+  const { ProvisionerDaemon, ProvisionerdMetrics, WebSocketProvisionerdClient, serveMetrics } = await import("../../provisionerd/index.js");
   const { LocalDriver } = await import("../../provisioners/index.js");
+  const provisioners = ["local"];
+  // Bound before anything else starts: a bad address fails at once, naming the setting.
+  const metrics = prom.enable ? new ProvisionerdMetrics(provisioners) : undefined;
+  let endpoint: Awaited<ReturnType<typeof serveMetrics>> | undefined;
+  if (metrics) {
+    try {
+      endpoint = await serveMetrics(metrics, prom.host, prom.port);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const why = e.code === "EADDRINUSE" ? "the address is already in use" : e.code === "EADDRNOTAVAIL" ? "no interface has this address" : e.code === "EACCES" ? "permission denied" : e.message;
+      throw new CliError(`${prom.name}: cannot listen on ${prom.address}: ${why}`);
+    }
+    logger.info({ address: endpoint.url }, `Prometheus metrics at ${endpoint.url}`);
+  }
   const client = new WebSocketProvisionerdClient({
     url,
     psk: psk || undefined,
     sessionToken,
-    identity: { name, organization: f.organization, tags, provisioners: ["local"], version: build.version },
+    identity: { name, organization: f.organization, tags, provisioners, version: build.version },
     logger,
   });
   const daemon = new ProvisionerDaemon({
@@ -58,6 +90,7 @@ export async function start(globals: GlobalOptions, cmd: Command): Promise<void>
     drivers: { local: new LocalDriver({ workspacesDir: join(cacheDir, "workspaces"), agentCommand: [...coderCommand, "agent"], agentReadOnlyPaths: [coderInstallRoot] }) },
     workDir: join(cacheDir, "provisionerd", name),
     logger,
+    observer: metrics,
   });
   logger.info({ name, tags, url }, `Starting provisioner daemon "${name}" with tags ${JSON.stringify(tags)}`);
 
@@ -69,7 +102,8 @@ export async function start(globals: GlobalOptions, cmd: Command): Promise<void>
     const mode = signal === "SIGINT" ? "cancel" : "graceful";
     logger.info({ signal, job_id: daemon.currentJobId }, mode === "cancel" ? "interrupted: canceling the current job and exiting" : "finishing the current job, then exiting");
     daemon.shutdown(mode, `the provisioner daemon received ${signal}`).then(
-      () => {
+      async () => {
+        await endpoint?.close();
         logger.info("provisioner daemon stopped");
         process.exit(0);
       },
@@ -86,6 +120,7 @@ export async function start(globals: GlobalOptions, cmd: Command): Promise<void>
     await client.connect();
   } catch (err) {
     await client.close();
+    await endpoint?.close();
     throw new CliError((err as Error).message);
   }
   logger.info("connected to coderd; waiting for jobs");

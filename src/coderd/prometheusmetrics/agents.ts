@@ -19,6 +19,10 @@ interface AgentRow {
   created_at: Date;
   connection_timeout_seconds: number;
   lifecycle_state: string;
+  /** When the agent last began its startup script (lifecycle "starting"). */
+  started_at: Date | null;
+  /** When that startup ended: ready, start_error or start_timeout. */
+  ready_at: Date | null;
   stats: AgentStatsReport | null;
 }
 
@@ -29,7 +33,7 @@ async function loadAgents(store: Store): Promise<AgentRow[]> {
   const { rows } = await sql<AgentRow>`
     SELECT wa.name AS agent_name, w.name AS workspace_name, u.username, t.name AS template_name,
            wa.first_connected_at, wa.last_connected_at, wa.disconnected_at, wa.created_at,
-           wa.connection_timeout_seconds, wa.lifecycle_state, wa.stats
+           wa.connection_timeout_seconds, wa.lifecycle_state, wa.started_at, wa.ready_at, wa.stats
       FROM workspaces w
       JOIN LATERAL (SELECT b.job_id, b.transition FROM workspace_builds b
                      WHERE b.workspace_id = w.id ORDER BY b.build_number DESC LIMIT 1) lb ON true
@@ -63,15 +67,31 @@ export function collectAgents(registry: Registry, store: Store, opts: AgentColle
   };
   const key = (r: AgentRow, extra: string[] = []) => [...by.map((l) => r[l]), ...extra];
 
-  /** Sums value(row) per label set; rows where value is undefined are skipped. */
-  const gauge = (name: string, help: string, extraLabels: string[], value: (r: AgentRow, now: number) => { v: number; extra?: string[] } | undefined) =>
+  /**
+   * Combines value(row) per label set (sum, or the largest for durations, where a sum means
+   * nothing); rows where value is undefined are skipped.
+   */
+  const gauge = (
+    name: string,
+    help: string,
+    extraLabels: string[],
+    value: (r: AgentRow, now: number) => { v: number; extra?: string[] } | undefined,
+    combine: "sum" | "max" = "sum",
+  ) =>
     new Gauge({
       name,
       help,
       labelNames: [...by, ...extraLabels],
       registers: [registry],
       async collect() {
-        const list = await rows();
+        let list: AgentRow[];
+        try {
+          list = await rows();
+        } catch {
+          // The database is unreachable: no series rather than a failed scrape.
+          this.reset();
+          return;
+        }
         const now = Date.now();
         const sums = new Map<string, { labels: string[]; v: number }>();
         for (const r of list) {
@@ -80,7 +100,7 @@ export function collectAgents(registry: Registry, store: Store, opts: AgentColle
           const labels = key(r, got.extra);
           const k = labels.join("\0");
           const e = sums.get(k);
-          if (e) e.v += got.v;
+          if (e) e.v = combine === "sum" ? e.v + got.v : Math.max(e.v, got.v);
           else sums.set(k, { labels, v: got.v });
         }
         this.reset();
@@ -108,4 +128,22 @@ export function collectAgents(registry: Registry, store: Store, opts: AgentColle
   gauge("coderd_agentstats_session_count_ssh", "The number of SSH sessions open on the agents.", [], stat((s) => s.sessions.ssh));
   gauge("coderd_agentstats_session_count_reconnecting_pty", "The number of web terminal (reconnecting PTY) sessions open on the agents.", [], stat((s) => s.sessions.reconnecting_pty));
   gauge("coderd_agentstats_session_count_tcp", "The number of forwarded TCP connections open on the agents.", [], stat((s) => s.sessions.tcp));
+
+  /**
+   * How long the startup script ran (lifecycle "starting" until "ready", or until it failed or
+   * timed out: success="false"), for the agents of live workspaces whose startup has ended. Agents
+   * aggregated into one label set report the slowest, as Coder's dashboards read it (max).
+   */
+  const ENDED: Record<string, string> = { ready: "true", start_error: "false", start_timeout: "false" };
+  gauge(
+    "coderd_agentstats_startup_script_seconds",
+    "The time the agents' startup scripts took, in seconds (the slowest where agents are aggregated), by outcome.",
+    ["success"],
+    (r) => {
+      const success = ENDED[r.lifecycle_state];
+      if (!success || !r.started_at || !r.ready_at || r.ready_at < r.started_at) return undefined;
+      return { v: (r.ready_at.getTime() - r.started_at.getTime()) / 1000, extra: [success] };
+    },
+    "max",
+  );
 }

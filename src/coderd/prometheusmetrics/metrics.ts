@@ -5,6 +5,7 @@
 import type { IncomingMessage } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { sql } from "kysely";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { WebSocket } from "ws";
 import type { Pubsub, Store } from "../../database/index.js";
@@ -13,6 +14,7 @@ import type { ReplicaSync } from "../../replicasync/index.js";
 import type { RelayMesh, RelayServer } from "../../tailnet/index.js";
 import type { ProvisionerdServer } from "../provisionerdserver/server.js";
 import { collectAgents, type AgentLabel } from "./agents.js";
+import { DEFAULT_LATENCY_TIMEOUT_MS, PubsubLatencyProbe, type LatencyMeasurement } from "./pubsub-latency.js";
 
 export interface PrometheusOptions {
   /** CODER_PROMETHEUS_COLLECT_DB_METRICS: time every store query. */
@@ -23,6 +25,16 @@ export interface PrometheusOptions {
   aggregateAgentStatsBy: readonly AgentLabel[];
   /** Process metrics (CPU, memory, fds, event loop); default true. */
   collectProcessMetrics?: boolean;
+  /** How long a scrape waits for its pubsub latency probe before counting an error (default 5 s). */
+  pubsubLatencyTimeoutMs?: number;
+}
+
+/** This process's Postgres connection pool, as Database.poolStats() reports it. */
+export interface DatabasePoolStats {
+  open: number;
+  idle: number;
+  waiting: number;
+  max: number;
 }
 
 /** API latencies: 1 ms to 30 s, like Coder's. */
@@ -30,6 +42,10 @@ const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 10, 30
 const DB_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 10];
 const WS_BUCKETS = [0.001, 1, 60, 3600, 4 * 3600, 24 * 3600];
 const JOB_BUCKETS = [1, 10, 30, 60, 300, 600, 1800, 3600];
+/** Time jobs wait for a daemon: from "picked at once" to "nobody took it for an hour". */
+const QUEUE_BUCKETS = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600];
+/** NOTIFY round trips: well under a millisecond on a local database, to the probe's timeout. */
+const PUBSUB_LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 /** Route label of requests no route matched (404s of unknown paths): never the raw path. */
 export const UNMATCHED_ROUTE = "";
 
@@ -220,6 +236,27 @@ export class CoderdMetrics {
     return wrap(store);
   }
 
+  /**
+   * The connection pool of this process, read at scrape time: connections open (in use or idle),
+   * idle, queries waiting for a connection, and the pool's size. Always on with metrics.
+   */
+  instrumentDatabasePool(stats: () => DatabasePoolStats): void {
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, read: (s: DatabasePoolStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read(stats()));
+        },
+      });
+    gauge("coderd_db_pool_open_connections", "Connections of this process's database pool open now, in use or idle (the pubsub's LISTEN connection is not counted).", (s) => s.open);
+    gauge("coderd_db_pool_idle_connections", "Open connections of the database pool that no query uses now.", (s) => s.idle);
+    gauge("coderd_db_pool_waiting_requests", "Queries waiting for a connection because every connection of the pool is in use.", (s) => s.waiting);
+    gauge("coderd_db_pool_max_connections", "The most connections the database pool opens.", (s) => s.max);
+  }
+
   // ---------------------------------------------------------------- pubsub
 
   instrumentPubsub(pubsub: Pubsub): void {
@@ -256,6 +293,7 @@ export class CoderdMetrics {
         this.set(stats()?.channels ?? 0);
       },
     });
+    this.pubsubLatency(pubsub);
     const stop = pubsub.observe?.({
       published(bytes, ok) {
         if (ok) {
@@ -274,14 +312,84 @@ export class CoderdMetrics {
     if (stop) this.cleanups.push(stop);
   }
 
+  /**
+   * coder_pubsub_{send,receive}_latency_seconds and coder_pubsub_latency_measure_errs_total: each
+   * scrape publishes one probe and times its round trip. The three families are collected in
+   * parallel and share the scrape's one measurement (so do scrapes that overlap it).
+   */
+  private pubsubLatency(pubsub: Pubsub): void {
+    const registers = [this.registry];
+    const probe = new PubsubLatencyProbe(pubsub, this.opts.pubsubLatencyTimeoutMs ?? DEFAULT_LATENCY_TIMEOUT_MS);
+    this.cleanups.push(() => probe.close());
+    let current: Promise<LatencyMeasurement> | undefined;
+    const send = new Histogram({
+      name: "coder_pubsub_send_latency_seconds",
+      help: "The time taken to send a message into a pubsub event channel (pg_notify returning), measured at each scrape.",
+      buckets: PUBSUB_LATENCY_BUCKETS,
+      registers,
+      collect: () => measured(),
+    });
+    const receive = new Histogram({
+      name: "coder_pubsub_receive_latency_seconds",
+      help: "The time taken to receive a message from a pubsub event channel (this process's LISTEN delivering it), measured at each scrape.",
+      buckets: PUBSUB_LATENCY_BUCKETS,
+      registers,
+      collect: () => measured(),
+    });
+    const errors = new Counter({
+      name: "coder_pubsub_latency_measure_errs_total",
+      help: "The number of pubsub latency measurements that failed (the probe could not be published or did not come back in time).",
+      registers,
+      collect: () => measured(),
+    });
+    const measured = async (): Promise<void> => {
+      if (!current) {
+        const m = probe.measure().then((r) => {
+          if (r.send !== undefined) send.observe(r.send);
+          if (r.receive !== undefined) receive.observe(r.receive);
+          if (r.error) errors.inc();
+          return r;
+        });
+        current = m;
+        // Every collector of this scrape has joined it by now; the next scrape measures anew.
+        const done = () => {
+          if (current === m) current = undefined;
+        };
+        m.then(done, done);
+      }
+      await current;
+    };
+  }
+
   // ---------------------------------------------------------------- provisioner jobs
 
   /**
    * Follows the jobs this replica hands out: how many run now, how long each took, and the
    * workspace builds that ended. Wraps the server's methods (its internal calls go through them too).
    */
-  instrumentProvisionerd(server: ProvisionerdServer): void {
+  instrumentProvisionerd(server: ProvisionerdServer, store: Store): void {
     const registers = [this.registry];
+    this.instrumentProvisionerQueue(store);
+    const queueWait = new Histogram({
+      name: "coderd_provisionerd_job_queue_wait_seconds",
+      help: "The time provisioner jobs waited for a daemon, from creation until a daemon acquired them (through this replica), by provisioner.",
+      labelNames: ["provisioner"],
+      buckets: QUEUE_BUCKETS,
+      registers,
+    });
+    /** Both timestamps come from the database's clock; read off the acquiring path. */
+    const observeQueueWait = (job: AcquiredJob) => {
+      sql<{ wait: number | null }>`
+        SELECT EXTRACT(EPOCH FROM started_at - created_at)::float8 AS wait FROM provisioner_jobs WHERE id = ${job.job_id}`
+        .execute(store.kysely)
+        .then(
+          ({ rows }) => {
+            const wait = rows[0]?.wait;
+            if (typeof wait === "number" && wait >= 0) queueWait.labels(job.provisioner).observe(wait);
+          },
+          () => {},
+        );
+    };
     type Outcome = "success" | "failed";
     /** Jobs handed out here; outcome is set while completeJob/failJob runs (it calls ended()). */
     const running = new Map<string, { provisioner: string; start: number; build?: AcquiredJob["workspace_build"]; outcome?: Outcome }>();
@@ -333,7 +441,10 @@ export class CoderdMetrics {
     };
     s.acquireJob = async (daemon, signal) => {
       const job = await acquireJob(daemon, signal);
-      if (job) running.set(job.job_id, { provisioner: job.provisioner, start: performance.now(), build: job.workspace_build });
+      if (job) {
+        running.set(job.job_id, { provisioner: job.provisioner, start: performance.now(), build: job.workspace_build });
+        observeQueueWait(job);
+      }
       return job;
     };
     const ending = async (jobId: string, outcome: Outcome, run: () => Promise<void>) => {
@@ -358,6 +469,52 @@ export class CoderdMetrics {
       finish(job.id, running.get(job.id)?.outcome ?? "failed");
       await ended(job);
     };
+  }
+
+  /**
+   * coderd_provisionerd_jobs_pending{provisioner,tags}: the jobs no daemon has taken yet, by the
+   * tags a daemon needs (bounded by the tag sets templates use), from one grouped query per
+   * scrape. It is the deployment's queue: every replica reports the same numbers.
+   */
+  instrumentProvisionerQueue(store: Store): void {
+    let inflight: Promise<Array<{ provisioner: string; tags: Record<string, string>; n: number }>> | undefined;
+    const load = () => {
+      inflight ??= sql<{ provisioner: string; tags: Record<string, string>; n: number }>`
+        SELECT provisioner, tags, count(*)::int AS n FROM provisioner_jobs
+         WHERE started_at IS NULL AND canceled_at IS NULL AND completed_at IS NULL
+         GROUP BY provisioner, tags`
+        .execute(store.kysely)
+        .then((r) => r.rows)
+        .finally(() => (inflight = undefined));
+      return inflight;
+    };
+    new Gauge({
+      name: "coderd_provisionerd_jobs_pending",
+      help: "Provisioner jobs waiting for a daemon, by provisioner and the tags a daemon needs to take them (deployment-wide: every replica reports the same, aggregate with max).",
+      labelNames: ["provisioner", "tags"],
+      registers: [this.registry],
+      async collect() {
+        let rows: Awaited<ReturnType<typeof load>>;
+        try {
+          rows = await load();
+        } catch {
+          // The database is unreachable: no series rather than a failed scrape, which would hide
+          // the pool and pubsub metrics that tell why.
+          this.reset();
+          return;
+        }
+        const counts = new Map<string, { provisioner: string; tags: string; n: number }>();
+        for (const r of rows) {
+          const tags = formatTags(r.tags);
+          const k = r.provisioner + "\0" + tags;
+          const e = counts.get(k);
+          if (e) e.n += r.n;
+          else counts.set(k, { provisioner: r.provisioner, tags, n: r.n });
+        }
+        this.reset();
+        for (const { provisioner, tags, n } of counts.values()) this.labels(provisioner, tags).set(n);
+      },
+    });
   }
 
   // ---------------------------------------------------------------- agents
@@ -458,4 +615,12 @@ export class CoderdMetrics {
   close(): void {
     for (const c of this.cleanups.splice(0)) c();
   }
+}
+
+/** A job's tags as one label value: "k=v" pairs sorted by key, comma-separated. */
+export function formatTags(tags: Record<string, string> | null | undefined): string {
+  return Object.keys(tags ?? {})
+    .sort()
+    .map((k) => `${k}=${tags![k]}`)
+    .join(",");
 }

@@ -47,34 +47,29 @@ export class PubsubLatencyProbe {
 
   async measure(): Promise<LatencyMeasurement> {
     if (this.closed) return { error: new Error("the latency probe is closed") };
+    const deadline = performance.now() + this.timeoutMs;
     const payload = randomUUID();
-    let timer: NodeJS.Timeout | undefined;
-    let start = 0;
     let receivedAt = 0;
     const received = new Promise<void>((resolve) => {
       this.waiting.set(payload, () => {
-        receivedAt = performance.now();
+        receivedAt ||= performance.now();
         resolve();
       });
     });
-    const timedOut = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), this.timeoutMs);
-    });
+    let start = 0;
+    let send: number | undefined;
     try {
-      await Promise.race([this.subscribe(), timedOut.then(() => Promise.reject(new Error(`subscribing to ${this.channel} took longer than ${this.timeoutMs} ms`)))]);
+      await within(this.subscribe(), deadline, "subscribing to the probe channel");
       start = performance.now();
-      await Promise.race([this.pubsub.publish(this.channel, payload), timedOut.then(() => Promise.reject(new Error(`publishing took longer than ${this.timeoutMs} ms`)))]);
+      await within(this.pubsub.publish(this.channel, payload), deadline, "publishing the probe");
+      send = (performance.now() - start) / 1000;
+      await within(received, deadline, "the probe coming back");
+      return { send, receive: (receivedAt - start) / 1000 };
     } catch (err) {
-      clearTimeout(timer);
+      return { send, error: err as Error };
+    } finally {
       this.waiting.delete(payload);
-      return { error: err as Error };
     }
-    const send = (performance.now() - start) / 1000;
-    const outcome = await Promise.race([received, timedOut]);
-    clearTimeout(timer);
-    this.waiting.delete(payload);
-    if (outcome === "timeout") return { send, error: new Error(`the probe did not come back within ${this.timeoutMs} ms`) };
-    return { send, receive: (receivedAt - start) / 1000 };
   }
 
   close(): void {
@@ -83,4 +78,14 @@ export class PubsubLatencyProbe {
     this.subscription = undefined;
     s?.then((unsubscribe) => unsubscribe(), () => {});
   }
+}
+
+/** `p`, or a rejection once the deadline passed (the timer never outlives the race). */
+function within<T>(p: Promise<T>, deadline: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const ms = Math.max(0, deadline - performance.now());
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within the measurement's time limit`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

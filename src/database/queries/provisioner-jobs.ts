@@ -42,7 +42,7 @@ export async function acquireProvisionerJob(
     UPDATE provisioner_jobs SET started_at = now(), updated_at = now(), heartbeat_at = now(), worker_id = ${a.workerId}
     WHERE id = (
       SELECT id FROM provisioner_jobs
-      WHERE started_at IS NULL AND canceled_at IS NULL
+      WHERE started_at IS NULL AND canceled_at IS NULL AND completed_at IS NULL
         AND organization_id = ${a.organizationId}
         AND provisioner = ANY(${a.provisioners}::text[])
         AND tags <@ ${JSON.stringify(a.tags)}::jsonb
@@ -171,7 +171,7 @@ export async function getJobQueuePosition(db: Kysely<DB>, job: ProvisionerJob): 
       count(*) FILTER (WHERE (created_at, id) < (${job.created_at}, ${job.id}))::int AS position,
       count(*)::int AS size
     FROM provisioner_jobs
-    WHERE started_at IS NULL AND canceled_at IS NULL AND organization_id = ${job.organization_id}`.execute(db);
+    WHERE started_at IS NULL AND canceled_at IS NULL AND completed_at IS NULL AND organization_id = ${job.organization_id}`.execute(db);
   return row.rows[0] ?? { position: 0, size: 0 };
 }
 
