@@ -1,7 +1,7 @@
 // What every benchmark needs: the real server binary on a tmp config dir with its built-in
 // Postgres, free ports, percentiles and machine readings.
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -209,3 +209,39 @@ export function percentile(sorted: Float64Array, p: number): number | null {
   return Math.round(sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]! * 100) / 100;
 }
 
+/** CPU seconds that all the machine's CPUs together spent busy (not idle or waiting for I/O) since boot, from /proc/stat. */
+export function machineBusySeconds(): number {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return (total - (f[3] ?? 0) - (f[4] ?? 0)) / 100; // USER_HZ
+}
+
+/**
+ * CPU seconds (user + system) used by a process and all its descendants, including descendants
+ * already reaped (their time moved to their parent's cutime/cstime). Compared with
+ * machineBusySeconds() over the same interval, this tells how much CPU other processes took.
+ */
+export function treeCpuSeconds(pid: number): number {
+  const all = new Map<number, { ppid: number; ticks: number }>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // After "pid (comm) ": state ppid ... utime(11) stime(12) cutime(13) cstime(14)
+      all.set(Number(name), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  let ticks = 0;
+  for (const [p, s] of all) {
+    for (let q: number | undefined = p, hops = 0; q !== undefined && q > 0 && hops < 64; q = all.get(q)?.ppid, hops++) {
+      if (q === pid) {
+        ticks += s.ticks;
+        break;
+      }
+    }
+  }
+  return ticks / 100;
+}

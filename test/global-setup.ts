@@ -32,7 +32,8 @@ function killLeakedAgents(runDir: string): void {
       const environ = readFileSync(`/proc/${pid}/environ`, "utf8");
       if (!environ.includes("CODER_AGENT_URL=http://127.0.0.1")) continue;
       const cwd = readlinkSync(`/proc/${pid}/cwd`);
-      if (cwd.includes(RUN_DIR_PREFIX) && !cwd.startsWith(runDir)) continue;
+      // This run's, and strays of tests that kept no run dir; never another run's or a benchmark's.
+      if ((cwd.includes(RUN_DIR_PREFIX) && !cwd.startsWith(runDir)) || cwd.includes("coder-bench-")) continue;
       process.kill(Number(pid), "SIGKILL");
       console.warn(`global teardown: killed workspace agent ${pid} that a test left running`);
     } catch {

@@ -246,7 +246,7 @@ describe("deploy/nginx/coder.conf", () => {
 
   it("renders only the upstream servers and the listen lines differently", () => {
     const out = renderSite(shipped, { upstreams: ["127.0.0.1:1111", "127.0.0.1:2222"], ports: new Map([[80, 4444]]) });
-    expect(out).toContain("    server 127.0.0.1:1111 max_fails=1 fail_timeout=10s;\n    server 127.0.0.1:2222 max_fails=1 fail_timeout=10s;\n");
+    expect(out).toContain("    server 127.0.0.1:1111 max_fails=1 fail_timeout=2s;\n    server 127.0.0.1:2222 max_fails=1 fail_timeout=2s;\n");
     expect(out).not.toMatch(/^\s*server 10\.0\.0\./m);
     expect(out).toContain("listen 127.0.0.1:4444;");
     const rest = (s: string) => s.split("\n").filter((l) => !/^\s*(server\s+\d|listen\s|# \(test helper)/.test(l));
