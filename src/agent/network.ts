@@ -13,14 +13,18 @@ import {
   generateKeyPair,
   pickHomeRegion,
   RelayClient,
+  relayLatencyChanged,
   relayNodeUrl,
   Session,
   type KeyPair,
+  type Node,
   UdxListener,
   type UdxStream,
 } from "../tailnet/index.js";
 
 const ANNOUNCE_GRACE_MS = 5_000;
+/** How often the relay latencies are measured again (jittered ±20%). */
+const RELAY_LATENCY_INTERVAL_MS = 60_000;
 
 export interface AgentNetworkOptions {
   coderUrl: string;
@@ -29,6 +33,8 @@ export interface AgentNetworkOptions {
   logger: Logger;
   /** Serves one stream of a session. */
   onStream(header: unknown, stream: Duplex): void;
+  /** How often to measure the relay latencies again (default 60 s, jittered). */
+  relayLatencyIntervalMs?: number;
 }
 
 /** The coordinator takes at most this many endpoints per node. */
@@ -55,6 +61,10 @@ export class AgentNetwork {
   private relay: RelayClient | undefined;
   private listener: Server | undefined;
   private udxListener: UdxListener | undefined;
+  /** What this agent last told the coordinator about itself. */
+  private node: Node | undefined;
+  private latencyTimer: NodeJS.Timeout | undefined;
+  private closed = false;
   private readonly log: Logger;
 
   constructor(private readonly opts: AgentNetworkOptions) {
@@ -63,7 +73,8 @@ export class AgentNetwork {
 
   async start(): Promise<void> {
     const { connection } = this.opts;
-    const region = await pickHomeRegion(connection.relay_map);
+    // Every region's latency is measured (the node carries them), while the listeners start.
+    const home = pickHomeRegion(connection.relay_map);
     let endpoints: string[] = [];
     if (!connection.disable_direct_connections && !process.env.CODER_BLOCK_DIRECT) {
       this.listener = createServer({ noDelay: true }, (socket) => this.accept(socket, "tcp"));
@@ -77,6 +88,7 @@ export class AgentNetwork {
       }
       endpoints = directEndpoints((this.listener.address() as { port: number }).port, this.udxListener?.port);
     }
+    const { region, latencyMs } = await home;
     if (region) {
       this.relay = new RelayClient({ url: relayNodeUrl(region.Nodes[0]!), keyPair: this.keyPair, logger: this.log });
       this.relay.on("conn", (_key, stream) => this.accept(stream, "relay"));
@@ -89,8 +101,32 @@ export class AgentNetwork {
       for (const p of peers.values()) if (p.kind === "client") this.allowed.add(p.node.key);
     });
     this.coordination.start();
-    this.coordination.setNode({ key: encodeKey(this.keyPair.publicKey), preferred_relay: region?.RegionID ?? 0, endpoints });
-    this.log.info({ relay_region: region?.RegionID, endpoints }, "network ready");
+    this.node = { key: encodeKey(this.keyPair.publicKey), preferred_relay: region?.RegionID ?? 0, endpoints, relay_latency_ms: latencyMs };
+    this.coordination.setNode(this.node);
+    this.log.info({ relay_region: region?.RegionID, relay_latency_ms: latencyMs, endpoints }, "network ready");
+    this.scheduleLatencyCheck();
+  }
+
+  /**
+   * Measures the relays again now and then; the node is sent again only when the latencies moved
+   * notably since it was last sent. The home relay stays: moving it would cut the sessions that
+   * go through it.
+   */
+  private scheduleLatencyCheck(): void {
+    if (this.closed) return;
+    const every = this.opts.relayLatencyIntervalMs ?? RELAY_LATENCY_INTERVAL_MS;
+    this.latencyTimer = setTimeout(() => {
+      void pickHomeRegion(this.opts.connection.relay_map)
+        .then(({ latencyMs }) => {
+          const node = this.node;
+          if (this.closed || !node || !relayLatencyChanged(node.relay_latency_ms, latencyMs)) return;
+          this.node = { ...node, relay_latency_ms: latencyMs };
+          this.coordination?.setNode(this.node);
+          this.log.debug({ relay_latency_ms: latencyMs }, "relay latencies changed");
+        })
+        .catch((err: unknown) => this.log.debug({ err: (err as Error).message }, "measuring the relays failed"))
+        .finally(() => this.scheduleLatencyCheck());
+    }, every * (0.8 + Math.random() * 0.4));
   }
 
   /** `onReady`: the peer proved who it is (the UDX listener stops timing the stream out). */
@@ -131,6 +167,8 @@ export class AgentNetwork {
   }
 
   close(): void {
+    this.closed = true;
+    clearTimeout(this.latencyTimer);
     this.coordination?.close();
     this.relay?.close();
     this.listener?.close();

@@ -172,7 +172,7 @@ export async function createCoderd(opts: CoderdOptions): Promise<Coderd> {
   await ctx.replicaSync.start();
   ctx.relayMesh?.setPeers(ctx.replicaSync.peers().map((p) => p.relay_address).filter(Boolean));
   if (metrics) {
-    metrics.instrumentAgents(opts.store);
+    metrics.instrumentAgents(opts.store, () => tailnet.relayMap(ctx));
     if (ctx.relayServer) metrics.instrumentRelay(ctx.relayServer);
     metrics.instrumentReplicas(ctx.replicaSync, ctx.relayMesh);
   }

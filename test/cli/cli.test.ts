@@ -59,7 +59,7 @@ describe("coder CLI", () => {
     expect((await runCli(["tokens", "remove", "ci"], env)).stdout).toBe("Token ci deleted.\n");
     const revoked = await runCli(["whoami", "--url", srv.url, "--token", token], {});
     expect(revoked.code).toBe(1);
-    expect(revoked.stderr).toMatch(/^error: Invalid API key\./);
+    expect(revoked.stderr).toMatch(/^error: Invalid API key: /);
 
     const badOutput = await runCli(["users", "list", "-o", "yaml"], env);
     expect(badOutput.code).toBe(1);

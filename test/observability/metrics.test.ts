@@ -114,6 +114,7 @@ const EXPECTED: Array<[string, string, string[]]> = [
   ["coderd_workspace_builds_total", "counter", ["template_name", "template_version", "workspace_transition", "status"]],
   ["coderd_agents_up", "gauge", AGENT_LABELS],
   ["coderd_agents_connections", "gauge", [...AGENT_LABELS, "status", "lifecycle_state"]],
+  ["coderd_agents_connection_latencies_seconds", "gauge", [...AGENT_LABELS, "derp_region", "preferred"]],
   ["coderd_agentstats_rx_bytes", "gauge", AGENT_LABELS],
   ["coderd_agentstats_tx_bytes", "gauge", AGENT_LABELS],
   ["coderd_agentstats_open_connections", "gauge", AGENT_LABELS],
@@ -161,6 +162,12 @@ describe("Prometheus metrics after real traffic", () => {
     await owner.users();
     expect((await fetch(`${srv.url}/api/v2/nonexistent`)).status).toBe(404);
     ({ workspace } = await runningWorkspace(owner, "metrics"));
+    // The agent sends its node (with its relay latencies) to the coordinator right after it
+    // connects; the agent metrics are cached for 5 s.
+    for (let deadline = Date.now() + 20_000; !(await scrape()).includes("coderd_agents_connection_latencies_seconds{"); ) {
+      if (Date.now() > deadline) throw new Error("the agent's relay latencies never showed up in coderd_agents_connection_latencies_seconds");
+      await new Promise((r) => setTimeout(r, 500));
+    }
     // Waits for a daemon tagged arch=riscv,cluster=nowhere; the built-in one has only host=….
     await queueUntakeableImport(owner, { cluster: "nowhere", arch: "riscv" });
   });
@@ -199,6 +206,12 @@ describe("Prometheus metrics after real traffic", () => {
 
     const up = families.get("coderd_agents_up")!.samples;
     expect(up).toContainEqual({ name: "coderd_agents_up", labels: { agent_name: "main", template_name: "tpl-metrics", username: "owner", workspace_name: "metrics" }, value: 1 });
+    // The agent's latency to the one relay region there is (its home), from its node.
+    const relayLatency = families.get("coderd_agents_connection_latencies_seconds")!.samples;
+    expect(relayLatency).toHaveLength(1);
+    expect(relayLatency[0]!.labels).toEqual({ agent_name: "main", template_name: "tpl-metrics", username: "owner", workspace_name: "metrics", derp_region: "Coder Embedded Relay", preferred: "true" });
+    expect(relayLatency[0]!.value).toBeGreaterThan(0);
+    expect(relayLatency[0]!.value).toBeLessThan(1);
     const builds = families.get("coderd_workspace_builds_total")!.samples;
     expect(builds.some((s) => s.labels.workspace_transition === "start" && s.labels.status === "success" && s.value >= 1)).toBe(true);
     const timings = families.get("coderd_provisionerd_job_timings_seconds")!.samples;
@@ -356,7 +369,7 @@ describe("a scrape while the database is unreachable", () => {
     const m = new CoderdMetrics({ collectDbMetrics: false, collectAgentStats: true, aggregateAgentStatsBy: ["agent_name"], collectProcessMetrics: false, pubsubLatencyTimeoutMs: 1000 });
     m.instrumentDatabasePool(db.poolStats);
     m.instrumentPubsub(db.pubsub);
-    m.instrumentAgents(db.store);
+    m.instrumentAgents(db.store, () => ({ Regions: {} }));
     m.instrumentProvisionerQueue(db.store);
     await db.close();
     const text = await m.metrics();
@@ -365,6 +378,7 @@ describe("a scrape while the database is unreachable", () => {
     expect(sample(f, "coderd_db_pool_max_connections")).toBe(20);
     expect(sample(f, "coder_pubsub_latency_measure_errs_total")).toBe(1);
     expect(f.get("coderd_agents_up")!.samples).toEqual([]);
+    expect(f.get("coderd_agents_connection_latencies_seconds")!.samples).toEqual([]);
     expect(f.get("coderd_provisionerd_jobs_pending")!.samples).toEqual([]);
     expect((await checkMetrics(text)).code).toBe(0);
   });

@@ -4,7 +4,7 @@ import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
 import ssh2 from "ssh2";
 import { afterEach, describe, expect, it } from "vitest";
-import { AgentSshServer } from "../ssh/index.js";
+import { AgentSshServer, generateHostKey } from "../ssh/index.js";
 import { AgentServices, ReconnectingPtys, runSpeedtest } from "./index.js";
 import { Capture, socketPair } from "./testutil/pair.js";
 
@@ -24,7 +24,7 @@ afterEach(async () => {
 });
 
 function setup(ssh?: { handle(stream: import("node:stream").Duplex): Promise<void> }): AgentServices {
-  sshServer = new AgentSshServer({ hostKey: ssh2.utils.generateKeyPairSync("ed25519").private, shell: "/bin/sh" });
+  sshServer = new AgentSshServer({ hostKey: generateHostKey(), shell: "/bin/sh" });
   services = new AgentServices({
     ssh: ssh ?? sshServer,
     ptys: new ReconnectingPtys({ shell: "/bin/sh" }),

@@ -17,6 +17,18 @@ function parse(privateKeyPem: string | Buffer): ParsedKey {
 }
 
 /**
+ * A new ed25519 host key in OpenSSH's format. ssh2's generator drops a leading zero byte of the
+ * public key (about one key in 200 comes out 31 bytes long and unreadable, ssh2's parser says
+ * "Malformed OpenSSH private key"), so a key is only returned once it parses.
+ */
+export function generateHostKey(): string {
+  for (;;) {
+    const pem = generateKeyPairSync("ed25519", { comment: "coder workspace agent" }).private;
+    if (!(parseKey(pem) instanceof Error)) return pem;
+  }
+}
+
+/**
  * Reads the host key at path, or generates an ed25519 one there (mode 0600). ssh2 generates it
  * with node:crypto and writes it in OpenSSH's own format, which ssh2 (unlike PKCS8) also reads.
  */
@@ -29,7 +41,7 @@ export async function loadOrCreateHostKey(path: string): Promise<string> {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const pem = generateKeyPairSync("ed25519", { comment: "coder workspace agent" }).private;
+  const pem = generateHostKey();
   try {
     // "wx": if another agent process created it meanwhile, theirs wins and we read it.
     await writeFile(path, pem, { mode: 0o600, flag: "wx" });

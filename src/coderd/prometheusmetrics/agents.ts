@@ -1,12 +1,16 @@
 // Agent metrics, computed from the database when Prometheus scrapes (one query for all of them,
-// cached a few seconds so several scrapers or replicas' dashboards cost one query), aggregated
-// by the labels CODER_PROMETHEUS_AGGREGATE_AGENT_STATS_BY keeps so series stay bounded.
+// and one for the connected agents' nodes, each cached a few seconds so several scrapers or
+// replicas' dashboards cost one query), aggregated by the labels
+// CODER_PROMETHEUS_AGGREGATE_AGENT_STATS_BY keeps so series stay bounded.
 import { sql } from "kysely";
 import { Gauge, type Registry } from "prom-client";
 import type { AgentStatsReport, Store } from "../../database/index.js";
+import type { RelayMap } from "../../tailnet/index.js";
 import { agentStatus } from "../agents/status.js";
 
 export type AgentLabel = "agent_name" | "template_name" | "username" | "workspace_name";
+
+type NodeRow = Awaited<ReturnType<Store["getConnectedAgentNodes"]>>[number];
 
 interface AgentRow {
   agent_name: string;
@@ -45,27 +49,44 @@ async function loadAgents(store: Store): Promise<AgentRow[]> {
   return rows;
 }
 
+/** load() at most once per CACHE_MS; a failed load is not kept, so the next scrape tries again. */
+function cachedLoad<T>(load: () => Promise<T>): () => Promise<T> {
+  let cached: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!cached || now - cached.at > CACHE_MS) {
+      const p = load();
+      cached = { at: now, value: p };
+      p.catch(() => {
+        if (cached?.value === p) cached = undefined;
+      });
+    }
+    return cached.value;
+  };
+}
+
 export interface AgentCollectOptions {
   collectAgentStats: boolean;
   aggregateAgentStatsBy: readonly AgentLabel[];
 }
 
-export function collectAgents(registry: Registry, store: Store, opts: AgentCollectOptions): void {
+export function collectAgents(registry: Registry, store: Store, opts: AgentCollectOptions, relayMap?: () => RelayMap): void {
   const by = [...opts.aggregateAgentStatsBy];
-  let cached: { at: number; rows: Promise<AgentRow[]> } | undefined;
-  const rows = (): Promise<AgentRow[]> => {
-    const now = Date.now();
-    if (!cached || now - cached.at > CACHE_MS) {
-      const p = loadAgents(store);
-      cached = { at: now, rows: p };
-      // A failed query is not cached: the next scrape tries again.
-      p.catch(() => {
-        if (cached?.rows === p) cached = undefined;
-      });
+  const rows = cachedLoad(() => loadAgents(store));
+  const key = (r: Record<AgentLabel, string>, extra: string[] = []) => [...by.map((l) => r[l]), ...extra];
+
+  /** Sets one series per label set, combining the values that share one (sum, or the largest). */
+  const setAggregated = (g: Gauge, values: Iterable<{ labels: string[]; v: number }>, combine: "sum" | "max") => {
+    const sums = new Map<string, { labels: string[]; v: number }>();
+    for (const { labels, v } of values) {
+      const k = labels.join("\0");
+      const e = sums.get(k);
+      if (e) e.v = combine === "sum" ? e.v + v : Math.max(e.v, v);
+      else sums.set(k, { labels, v });
     }
-    return cached.rows;
+    g.reset();
+    for (const { labels, v } of sums.values()) g.labels(...labels).set(v);
   };
-  const key = (r: AgentRow, extra: string[] = []) => [...by.map((l) => r[l]), ...extra];
 
   /**
    * Combines value(row) per label set (sum, or the largest for durations, where a sum means
@@ -93,18 +114,12 @@ export function collectAgents(registry: Registry, store: Store, opts: AgentColle
           return;
         }
         const now = Date.now();
-        const sums = new Map<string, { labels: string[]; v: number }>();
+        const values: Array<{ labels: string[]; v: number }> = [];
         for (const r of list) {
           const got = value(r, now);
-          if (!got) continue;
-          const labels = key(r, got.extra);
-          const k = labels.join("\0");
-          const e = sums.get(k);
-          if (e) e.v = combine === "sum" ? e.v + got.v : Math.max(e.v, got.v);
-          else sums.set(k, { labels, v: got.v });
+          if (got) values.push({ labels: key(r, got.extra), v: got.v });
         }
-        this.reset();
-        for (const { labels, v } of sums.values()) this.labels(...labels).set(v);
+        setAggregated(this, values, combine);
       },
     });
 
@@ -113,6 +128,47 @@ export function collectAgents(registry: Registry, store: Store, opts: AgentColle
     v: 1,
     extra: [agentStatus(r, now), r.lifecycle_state],
   }));
+
+  /**
+   * Each connected agent's latency to every relay region, as its node (in tailnet_peers) last
+   * reported it: one series per agent and region, named by the relay map (a region the map no
+   * longer has is "Unnamed <id>", as Coder names it). Aggregated agents report the slowest.
+   */
+  const nodes = cachedLoad(() => store.getConnectedAgentNodes());
+  new Gauge({
+    name: "coderd_agents_connection_latencies_seconds",
+    help: "Agent connection latencies to each relay (DERP) region, in seconds, and whether the region is the agent's preferred one.",
+    labelNames: [...by, "derp_region", "preferred"],
+    registers: [registry],
+    async collect() {
+      let list: NodeRow[];
+      try {
+        list = await nodes();
+      } catch {
+        // The database is unreachable: no series rather than a failed scrape.
+        this.reset();
+        return;
+      }
+      let regions: RelayMap["Regions"] = {};
+      try {
+        regions = relayMap?.().Regions ?? {};
+      } catch {
+        // No names this time: the regions are reported by id.
+      }
+      const values: Array<{ labels: string[]; v: number }> = [];
+      for (const r of list) {
+        const latencies = r.relay_latency_ms;
+        // The coordinator validated the node; old rows or hand edits may still hold anything.
+        if (!latencies || typeof latencies !== "object" || Array.isArray(latencies)) continue;
+        for (const [id, ms] of Object.entries(latencies)) {
+          if (!/^[1-9]\d{0,4}$/.test(id) || typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) continue;
+          const name = regions[id]?.RegionName ?? `Unnamed ${id}`;
+          values.push({ labels: key(r, [name, String(Number(id) === r.preferred_relay)]), v: ms / 1000 });
+        }
+      }
+      setAggregated(this, values, "max");
+    },
+  });
 
   if (!opts.collectAgentStats) return;
   /**

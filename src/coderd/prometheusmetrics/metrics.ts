@@ -11,7 +11,7 @@ import type { WebSocket } from "ws";
 import type { Pubsub, Store } from "../../database/index.js";
 import type { AcquiredJob, CompletedJob, FailedJob } from "../../provisionerd/index.js";
 import type { ReplicaSync } from "../../replicasync/index.js";
-import type { RelayMesh, RelayServer } from "../../tailnet/index.js";
+import type { RelayMap, RelayMesh, RelayServer } from "../../tailnet/index.js";
 import type { ProvisionerdServer } from "../provisionerdserver/server.js";
 import { collectAgents, type AgentLabel } from "./agents.js";
 import { DEFAULT_LATENCY_TIMEOUT_MS, PubsubLatencyProbe, type LatencyMeasurement } from "./pubsub-latency.js";
@@ -519,9 +519,12 @@ export class CoderdMetrics {
 
   // ---------------------------------------------------------------- agents
 
-  /** coderd_agents_* and (optionally) coderd_agentstats_*, read from the database at scrape time. */
-  instrumentAgents(store: Store): void {
-    collectAgents(this.registry, store, this.opts);
+  /**
+   * coderd_agents_* and (optionally) coderd_agentstats_*, read from the database at scrape time;
+   * relayMap (read at every scrape) names the regions of coderd_agents_connection_latencies_seconds.
+   */
+  instrumentAgents(store: Store, relayMap?: () => RelayMap): void {
+    collectAgents(this.registry, store, this.opts, relayMap);
   }
 
   // ---------------------------------------------------------------- relay

@@ -54,3 +54,34 @@ export async function getTailnetPeer(db: Kysely<DB>, id: string): Promise<Tailne
 export async function getTailnetPeersOfAgent(db: Kysely<DB>, agentId: string, kind: "agent" | "client"): Promise<TailnetPeer[]> {
   return db.selectFrom("tailnet_peers").selectAll().where("agent_id", "=", agentId).where("kind", "=", kind).where("node", "is not", null).execute();
 }
+
+export interface ConnectedAgentNode {
+  agent_name: string;
+  workspace_name: string;
+  username: string;
+  template_name: string;
+  /** The node's home relay region (0: none). */
+  preferred_relay: number | null;
+  /** The node's relay latencies (region id → ms), as the agent measured them; null from older agents. */
+  relay_latency_ms: Record<string, number> | null;
+}
+
+/**
+ * The agents of live workspaces' latest builds that are connected to a coordinator and have
+ * described themselves, with what names them (for coderd_agents_connection_latencies_seconds).
+ */
+export async function getConnectedAgentNodes(db: Kysely<DB>): Promise<ConnectedAgentNode[]> {
+  const { rows } = await sql<ConnectedAgentNode>`
+    SELECT wa.name AS agent_name, w.name AS workspace_name, u.username, t.name AS template_name,
+           (tp.node->>'preferred_relay')::int AS preferred_relay, tp.node->'relay_latency_ms' AS relay_latency_ms
+      FROM tailnet_peers tp
+      JOIN workspace_agents wa ON wa.id = tp.agent_id
+      JOIN workspace_resources r ON r.id = wa.resource_id
+      JOIN workspace_builds b ON b.job_id = r.job_id AND b.transition = r.transition
+      JOIN workspaces w ON w.id = b.workspace_id
+      JOIN users u ON u.id = w.owner_id
+      JOIN templates t ON t.id = w.template_id
+     WHERE tp.kind = 'agent' AND tp.node IS NOT NULL AND NOT w.deleted
+       AND b.build_number = (SELECT max(b2.build_number) FROM workspace_builds b2 WHERE b2.workspace_id = w.id)`.execute(db);
+  return rows;
+}
