@@ -47,7 +47,7 @@ export interface Coderd {
   replicaSync: ReplicaSync;
   /** The embedded relay's mesh with the other replicas' relays. */
   relayMesh: RelayMesh | undefined;
-  /** The Prometheus registry (serve it with startMetricsListener), when enabled. */
+  /** The Prometheus registry (serve it with serveMetrics from promhttp), when enabled. */
   metrics: CoderdMetrics | undefined;
   /** Listens on host:port; resolves with the bound address. */
   listen(host: string, port: number): Promise<{ host: string; port: number }>;

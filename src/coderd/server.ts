@@ -17,7 +17,8 @@ import {
 import type { Logger } from "../logging/index.js";
 import { parseRelayMap, type RelayMap } from "../tailnet/index.js";
 import { createCoderd, type Coderd } from "./coderd.js";
-import { startMetricsListener, type AgentLabel, type MetricsListener } from "./prometheusmetrics/index.js";
+import { serveMetrics, type MetricsEndpoint } from "../promhttp/index.js";
+import type { AgentLabel } from "./prometheusmetrics/index.js";
 import { parseWildcardAccessUrl } from "./workspaceapps/hosts.js";
 
 /** A setting that cannot work; the message names the flag and the variable. */
@@ -170,10 +171,10 @@ export async function runServer(values: DeploymentValues, logger: Logger): Promi
       coderd.setAccessUrl(accessUrl);
     }
     logger.info({ address: actualListen }, `Started HTTP listener at ${actualListen}`);
-    let metricsListener: MetricsListener | undefined;
+    let metricsListener: MetricsEndpoint | undefined;
     if (prom && coderd.metrics) {
       try {
-        metricsListener = await startMetricsListener(coderd.metrics, prom.host, prom.port);
+        metricsListener = await serveMetrics(coderd.metrics, prom.host, prom.port);
       } catch (err) {
         await coderd.close().catch(() => {});
         throw new ConfigError(`${opt("prometheusAddress")}: cannot listen on ${values.prometheusAddress}: ${(err as Error).message}`);

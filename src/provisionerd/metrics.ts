@@ -1,8 +1,7 @@
 // The Prometheus metrics of an external provisioner daemon (`coder provisioner start
 // --prometheus-enable`), named as Coder's external provisioner names them: the jobs it runs now,
 // how long each took and how it ended, plus the process's own metrics. Served on their own
-// address at /metrics.
-import { createServer, type Server } from "node:http";
+// address at /metrics (promhttp's serveMetrics).
 import { performance } from "node:perf_hooks";
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { JobObserver } from "./daemon.js";
@@ -60,46 +59,4 @@ export class ProvisionerdMetrics implements JobObserver {
   get contentType(): string {
     return this.registry.contentType;
   }
-}
-
-export interface MetricsEndpoint {
-  /** http://host:port/metrics as bound (port 0 gives a free port). */
-  url: string;
-  close(): Promise<void>;
-}
-
-/** Serves GET /metrics on host:port; rejects when the address cannot be bound. */
-export function serveMetrics(metrics: ProvisionerdMetrics, host: string, port: number): Promise<MetricsEndpoint> {
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
-    if (path !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
-      res.writeHead(404, { "content-type": "text/plain" }).end("Not found: metrics are served at GET /metrics\n");
-      return;
-    }
-    metrics.metrics().then(
-      (text) => {
-        res.writeHead(200, { "content-type": metrics.contentType });
-        res.end(req.method === "HEAD" ? undefined : text);
-      },
-      (err: unknown) => {
-        res.writeHead(500, { "content-type": "text/plain" }).end(`collecting metrics failed: ${(err as Error).message}\n`);
-      },
-    );
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      const addr = server.address() as { address: string; port: number };
-      const shown = addr.address.includes(":") ? `[${addr.address}]` : addr.address;
-      resolve({
-        url: `http://${shown}:${addr.port}/metrics`,
-        close: () =>
-          new Promise<void>((res) => {
-            server.close(() => res());
-            server.closeAllConnections();
-          }),
-      });
-    });
-  });
 }

@@ -42,7 +42,7 @@ export interface TestServerOptions {
   wildcardAccessUrl?: string;
   dangerousAllowPathAppSharing?: boolean;
   dangerousAllowPathAppSiteOwnerAccess?: boolean;
-  /** Record Prometheus metrics (serve coderd.metrics with startMetricsListener). */
+  /** Record Prometheus metrics (serve coderd.metrics with serveMetrics). */
   prometheus?: PrometheusOptions;
   /** CODER_HEALTH_CHECK_THRESHOLD_DATABASE in milliseconds (fractions allowed, e.g. 0.001). */
   healthCheckThresholdDatabaseMs?: number;

@@ -9,7 +9,8 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { packDirectory } from "../../src/archive/index.js";
 import type { Client, Workspace } from "../../src/codersdk/index.js";
-import { CoderdMetrics, startMetricsListener, type MetricsListener } from "../../src/coderd/prometheusmetrics/index.js";
+import { CoderdMetrics } from "../../src/coderd/prometheusmetrics/index.js";
+import { serveMetrics, type MetricsEndpoint } from "../../src/promhttp/index.js";
 import { createPool, openDatabase, PgPubsub } from "../../src/database/index.js";
 import { EXAMPLE_TEMPLATE } from "../../src/provisioners/index.js";
 import { runCli, startServerProcess, tempConfigDir } from "../helpers/binary.js";
@@ -139,7 +140,7 @@ const EXPECTED: Array<[string, string, string[]]> = [
 
 describe("Prometheus metrics after real traffic", () => {
   let srv: TestServer;
-  let listener: MetricsListener;
+  let listener: MetricsEndpoint;
   let owner: Client;
   let workspace: Workspace | undefined;
   const scrape = async () => {
@@ -156,7 +157,7 @@ describe("Prometheus metrics after real traffic", () => {
       manualClose: true,
       prometheus: { collectDbMetrics: true, collectAgentStats: true, aggregateAgentStatsBy: AGENT_LABELS as never },
     });
-    listener = await startMetricsListener(srv.coderd.metrics!, "127.0.0.1", 0);
+    listener = await serveMetrics(srv.coderd.metrics!, "127.0.0.1", 0);
     ({ client: owner } = await createFirstUser(srv));
     await owner.user("me");
     await owner.users();

@@ -7,7 +7,7 @@ import { createServer } from "node:net";
 import { rmSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { packDirectory } from "../../src/archive/index.js";
-import { startMetricsListener } from "../../src/coderd/prometheusmetrics/index.js";
+import { serveMetrics } from "../../src/promhttp/index.js";
 import { EXAMPLE_TEMPLATE } from "../../src/provisioners/index.js";
 import { runCli, startProvisionerProcess, tempConfigDir } from "../helpers/binary.js";
 import { createFirstUser, startTestServer } from "../helpers/coderd.js";
@@ -63,7 +63,7 @@ async function scrape(url: string): Promise<string> {
 describe("external provisioner daemon metrics", () => {
   it("a job waits for a daemon with its tags, then the daemon's /metrics show the jobs it ran", async () => {
     const srv = await startTestServer({ provisionerDaemonPsk: PSK, prometheus: { collectDbMetrics: false, collectAgentStats: false, aggregateAgentStatsBy: [] } });
-    const coderdMetrics = await startMetricsListener(srv.coderd.metrics!, "127.0.0.1", 0);
+    const coderdMetrics = await serveMetrics(srv.coderd.metrics!, "127.0.0.1", 0);
     try {
       const { client } = await createFirstUser(srv);
       // No daemon serves cluster=metrics yet: the import waits in the queue.
