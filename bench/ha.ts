@@ -32,6 +32,7 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import autocannon from "autocannon";
 import { packDirectory } from "../src/archive/index.js";
+import { nodeFlags } from "../src/buildinfo/node-flags.js";
 import { Client, SESSION_TOKEN_HEADER, type Replica, type WorkspaceAgent } from "../src/codersdk/index.js";
 import { createPool, PgPubsub, startEmbedded } from "../src/database/index.js";
 import { EXAMPLE_TEMPLATE } from "../src/provisioners/index.js";
@@ -231,7 +232,7 @@ class ReplicaProcess {
     try {
       const args = [join(root, "bin", "coder.js"), "--config-dir", this.configDir, "server", "--http-address", this.upstream, "--log-json", join(this.configDir, "server.json.log")];
       this.starts++;
-      this.child = spawn(process.execPath, args, { cwd: root, env: cleanEnv({ ...this.env, CODER_LOGGING_HUMAN: "" }), stdio: ["ignore", fd, fd] });
+      this.child = spawn(process.execPath, [...nodeFlags, ...args], { cwd: root, env: cleanEnv({ ...this.env, CODER_LOGGING_HUMAN: "" }), stdio: ["ignore", fd, fd] });
     } finally {
       closeSync(fd);
     }
@@ -432,7 +433,7 @@ interface SshResult {
 }
 
 function sshOnce(d: Deployment, workspace: string): { result: Promise<SshResult>; kill(): void } {
-  const child = spawn(process.execPath, [join(repoRoot(), "bin", "coder.js"), "--config-dir", d.cliConfigDir, "ssh", workspace, "--", "true"], {
+  const child = spawn(process.execPath, [...nodeFlags, join(repoRoot(), "bin", "coder.js"), "--config-dir", d.cliConfigDir, "ssh", workspace, "--", "true"], {
     env: cleanEnv(),
     stdio: ["ignore", "ignore", "pipe"],
   });

@@ -6,6 +6,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { nodeFlags } from "../src/buildinfo/node-flags.js";
 
 export const log = (name: string, msg: string) => process.stderr.write(`[bench:${name}] ${msg}\n`);
 
@@ -132,7 +133,7 @@ export class ServerProcess {
         ...(opts.args ?? []),
       ];
       log(opts.name ?? "server", `starting: node ${args.map((a) => a.replace(root + "/", "")).join(" ")}`);
-      const child = spawn(process.execPath, args, { cwd: root, env, stdio: ["ignore", fd, fd] });
+      const child = spawn(process.execPath, [...nodeFlags, ...args], { cwd: root, env, stdio: ["ignore", fd, fd] });
       return new ServerProcess(child, configDir, logFile, port);
     } catch (err) {
       rmSync(configDir, { recursive: true, force: true });

@@ -801,7 +801,7 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
             const t0 = performance.now();
             conn = await dialAgent(client, w.agentId, { blockDirect: path === "relay" });
             if (path === "direct" && !(await waitDirect(conn, 20_000))) throw new Error("no direct path within 20s");
-            log(`${path}: session up after ${Math.round(performance.now() - t0)} ms; measuring`);
+            log(`${path}: session up after ${Math.round(performance.now() - t0)} ms${conn.directTransport ? ` (${conn.directTransport})` : ""}; measuring`);
             result = await measure(path, tunnelDial(conn, target.port, path), watched, seconds, roundTrips);
           } catch (err) {
             result = { error: (err as Error).message };

@@ -1,3 +1,3 @@
-#!/usr/bin/env node
-// The compiled CLI; `npm run build` produces dist/.
+#!/usr/bin/env -S node --initial-heap-size=64
+// The compiled CLI; `npm run build` produces dist/. The shebang's V8 flags are buildinfo's nodeFlags (why: see there).
 import("../dist/cli/index.js").then((m) => m.main(process.argv));

@@ -2,6 +2,9 @@
 // source (tests) falls back to package.json and "development".
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { nodeFlags } from "./node-flags.js";
+
+export { nodeFlags };
 
 export interface Build {
   version: string;
@@ -20,5 +23,6 @@ export const build: Build = load();
 /** Where this build is installed (package.json, bin/, dist/, node_modules/). */
 export const coderInstallRoot: string = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
 
-/** How to run this build's `coder` binary (for processes it starts, such as workspace agents). */
-export const coderCommand: readonly string[] = [process.execPath, fileURLToPath(new URL("../../bin/coder.js", import.meta.url))];
+
+/** How to run this build's `coder` binary (for processes it starts, such as workspace agents, and OpenSSH's ProxyCommand). */
+export const coderCommand: readonly string[] = [process.execPath, ...nodeFlags, fileURLToPath(new URL("../../bin/coder.js", import.meta.url))];

@@ -4,6 +4,7 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { onTestFinished } from "vitest";
+import { nodeFlags } from "../../src/buildinfo/index.js";
 
 export const CODER_BIN = resolve(import.meta.dirname, "../../bin/coder.js");
 
@@ -30,7 +31,7 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 
 export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CliResult> {
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [CODER_BIN, ...args], { env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...nodeFlags, CODER_BIN, ...args], { env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -75,7 +76,7 @@ function waiter(proc: ChildProcess, output: () => string): (text: string) => Pro
 
 /** Starts `coder server` and resolves once it listens (or rejects with its output when it exits first). */
 export async function startServerProcess(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
-  const proc = spawn(process.execPath, [CODER_BIN, "server", "--http-address", "127.0.0.1:0", ...args], {
+  const proc = spawn(process.execPath, [...nodeFlags, CODER_BIN, "server", "--http-address", "127.0.0.1:0", ...args], {
     env: cleanEnv(env),
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -106,7 +107,7 @@ export async function startServerProcess(args: string[], env: Record<string, str
 
 /** Starts `coder provisioner start` and resolves once it is connected and waiting for jobs. */
 export async function startProvisionerProcess(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
-  const proc = spawn(process.execPath, [CODER_BIN, "provisioner", "start", ...args], { env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [...nodeFlags, CODER_BIN, "provisioner", "start", ...args], { env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   const exited = new Promise<number | null>((res) => proc.on("exit", (code) => res(code)));
   await new Promise<void>((res, rej) => {
