@@ -37,7 +37,7 @@ import { Client, SESSION_TOKEN_HEADER, type Replica, type WorkspaceAgent } from 
 import { createPool, PgPubsub, startEmbedded } from "../src/database/index.js";
 import { EXAMPLE_TEMPLATE } from "../src/provisioners/index.js";
 import { launchNginx, SHIPPED_CONF, type Nginx } from "../test/helpers/nginx-core.js";
-import { delay, envSeconds, exited, freePort, log as logAs, machineBusyPct, machineBusySeconds, percentile, repoRoot, tail, treeCpuSeconds, within } from "./lib.js";
+import { cleanEnv, delay, envSeconds, exited, freePort, log as logAs, machineBusyPct, machineBusySeconds, percentile, repoRoot, tail, treeCpuSeconds, within } from "./lib.js";
 
 const log = (msg: string) => logAs("ha", msg);
 const PASSWORD = "BenchmarkPassword!1";
@@ -196,13 +196,6 @@ function pubsubRun(url: string, messages: number, rate: number | null): Promise<
 
 // ---------------------------------------------------------------------------------------------
 // Replicas: `coder server` on a fixed port (so a killed one comes back where nginx expects it).
-
-/** The environment without CODER_* settings a developer's shell might carry. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CODER_")) env[k] = v;
-  return { ...env, ...extra };
-}
 
 class ReplicaProcess {
   child: ChildProcess | undefined;

@@ -26,6 +26,13 @@ export function repoRoot(): string {
   }
 }
 
+/** The environment without CODER_* settings a developer's shell might carry. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CODER_")) env[k] = v;
+  return { ...env, ...extra };
+}
+
 export function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const srv = createServer();

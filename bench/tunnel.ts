@@ -2,7 +2,10 @@
 //   raw     loopback TCP, straight to the target (the ceiling);
 //   openssh OpenSSH's own `ssh -L` port forward through a throwaway Debian sshd on loopback;
 //   relay   our encrypted tunnel through the server's relay (dialAgent with blockDirect);
-//   direct  our encrypted tunnel on the direct path to the agent.
+//   direct  our encrypted tunnel on the direct path to the agent;
+//   port_forward  `coder port-forward --tcp` (a separate CLI process, direct path): what a user
+//           runs instead of `ssh -L`, with the same local TCP hop that openssh's figures include
+//           (relay and direct write into the tunnel from this process, without that hop).
 // The target is one TCP server in a separate node process on 127.0.0.1 (this file, run with
 // "serve"): the first byte a connection sends picks what it does: 'U' sink (counts what arrives
 // and sends back [u64 bytes][f64 its clock in ms] every 50 ms, so upload is measured where the
@@ -25,9 +28,10 @@ import { dirname, join } from "node:path";
 import type { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { packDirectory } from "../src/archive/index.js";
+import { nodeFlags } from "../src/buildinfo/node-flags.js";
 import { Client, dialAgent, type AgentConn } from "../src/codersdk/index.js";
 import { EXAMPLE_TEMPLATE } from "../src/provisioners/index.js";
-import { delay, envSeconds, exited, freePort, log as logAs, machineBusyPct, percentile, ServerProcess, tail, within } from "./lib.js";
+import { cleanEnv, delay, envSeconds, exited, freePort, log as logAs, machineBusyPct, percentile, repoRoot, ServerProcess, tail, within } from "./lib.js";
 
 const log = (msg: string) => logAs("tunnel", msg);
 const PASSWORD = "BenchmarkPassword!1";
@@ -37,7 +41,7 @@ const WARMUP_MS = 500;
 const WARMUP_ROUNDTRIPS = 200;
 /** Pause after each test so buffers still in flight drain before the next one starts. */
 const SETTLE_MS = 500;
-const MODE_NAMES = ["raw", "openssh", "relay", "direct"] as const;
+const MODE_NAMES = ["raw", "openssh", "relay", "direct", "port_forward"] as const;
 
 // ---------------------------------------------------------------------------------------------
 // The target server (its own process: `node tunnel.js serve`, prints its port on stdout).
@@ -525,6 +529,7 @@ async function drain<T>(it: AsyncIterable<T>, each?: (v: T) => void): Promise<vo
 }
 
 interface Workspace {
+  name: string;
   agentId: string;
   agentPid: number | null;
 }
@@ -587,7 +592,7 @@ async function buildWorkspace(client: Client, templateId: string, name: string, 
     if (Date.now() > deadline) throw new Error(`agent not ready within 60s (status ${a.status}, lifecycle ${a.lifecycle_state})`);
     await delay(200);
   }
-  return { agentId, agentPid };
+  return { name, agentId, agentPid };
 }
 
 class AgentKilled extends Error {
@@ -612,7 +617,7 @@ async function readyWorkspace(client: Client, templateId: string, name: string, 
 }
 
 /** Whether the workspace's agent process still runs (a pid not recycled by something else). */
-function agentAlive(ws: Workspace): boolean {
+function agentAlive(ws: Pick<Workspace, "agentId" | "agentPid">): boolean {
   return ws.agentPid === null || readEnviron(ws.agentPid).includes(`CODER_AGENT_ID=${ws.agentId}`);
 }
 
@@ -622,6 +627,36 @@ function readEnviron(pid: number): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * `coder port-forward <workspace> --tcp 127.0.0.1:<local>:<target>` as a user runs it (its own
+ * config dir, logged in with our token), once it forwards and has its direct path.
+ */
+async function startPortForward(dir: string, url: string, token: string, workspace: string, localPort: number, targetPort: number): Promise<ChildProcess> {
+  const cfg = join(dir, "cli");
+  mkdirSync(cfg, { recursive: true, mode: 0o700 });
+  writeFileSync(join(cfg, "url"), url, { mode: 0o600 });
+  writeFileSync(join(cfg, "session"), token, { mode: 0o600 });
+  const args = [...nodeFlags, join(repoRoot(), "bin", "coder.js"), "--config-dir", cfg, "port-forward", workspace, "--tcp", `127.0.0.1:${localPort}:${targetPort}`];
+  const child = spawn(process.execPath, args, { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  const ready = new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (out.includes("Press Ctrl-C") && err.includes("Connected to the agent directly")) resolve();
+    };
+    child.stdout!.on("data", (d: Buffer) => ((out += d.toString()), check()));
+    child.stderr!.on("data", (d: Buffer) => ((err += d.toString()), check()));
+    child.once("exit", (code) => reject(new Error(`coder port-forward exited (code ${code}): ${(out + err).trim().slice(-500)}`)));
+  });
+  ready.catch(() => {});
+  if (!(await within(ready, 20_000))) {
+    child.kill("SIGKILL");
+    throw new Error(`coder port-forward did not forward over a direct path within 20s: ${(out + err).trim().slice(-500)}`);
+  }
+  await ready;
+  return child;
 }
 
 function tunnelDial(conn: AgentConn, port: number, path: "relay" | "direct"): Dial {
@@ -663,9 +698,9 @@ export interface TunnelBenchmarkDoc {
   seconds: number;
   round_trips: number;
   chunk_bytes: number;
-  modes: { raw: ModeResult; openssh: ModeResult; relay: ModeResult; direct: ModeResult };
+  modes: Record<(typeof MODE_NAMES)[number], ModeResult>;
   ratios: Record<string, { upload: number | null; download: number | null }>;
-  added_latency_ms: { relay_p50: number | null; direct_p50: number | null; relay_p99: number | null; direct_p99: number | null };
+  added_latency_ms: Record<"relay_p50" | "direct_p50" | "port_forward_p50" | "relay_p99" | "direct_p99" | "port_forward_p99", number | null>;
   targets: {
     direct_at_least_openssh: boolean | null;
     relay_at_least_half_openssh: boolean | null;
@@ -720,7 +755,7 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
     let deployment: { client: Client; templateId: string } | undefined;
     let ws: Workspace | undefined;
     let wsError: string | undefined;
-    if (selected.has("relay") || selected.has("direct")) {
+    if (selected.has("relay") || selected.has("direct") || selected.has("port_forward")) {
       try {
         server = await ServerProcess.start({ args: ["--provisioner-daemons", "1"], name: "tunnel" });
         const s = server;
@@ -772,6 +807,7 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
     if (!ws || !server || !deployment) {
       modes.relay = selected.has("relay") ? { error: wsError ?? "no workspace" } : notSelected;
       modes.direct = selected.has("direct") ? { error: wsError ?? "no workspace" } : notSelected;
+      modes.port_forward = selected.has("port_forward") ? { error: wsError ?? "no workspace" } : notSelected;
     } else {
       const { client, templateId } = deployment;
       const serverPid = server.child.pid!;
@@ -819,6 +855,25 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
       };
       modes.relay = selected.has("relay") ? await tunnelMode("relay") : notSelected;
       modes.direct = selected.has("direct") ? await tunnelMode("direct") : notSelected;
+      const portForwardMode = async (): Promise<ModeResult> => {
+        let pf: ChildProcess | undefined;
+        try {
+          const w = await live();
+          const localPort = await freePort();
+          const t0 = performance.now();
+          pf = await startPortForward(dir, server!.url, client.sessionToken!, w.name, localPort, target.port);
+          log(`port_forward: direct path up after ${Math.round(performance.now() - t0)} ms; measuring`);
+          const watched: Watched = { ...targetOnly, coder: { pid: pf.pid! }, server: { pid: serverPid }, ...(w.agentPid ? { agent: { pid: w.agentPid } } : {}) };
+          return await measure("port_forward", (count) => dialTcp(localPort, count), watched, seconds, roundTrips);
+        } catch (err) {
+          log(`port_forward failed: ${(err as Error).message}`);
+          return { error: (err as Error).message };
+        } finally {
+          pf?.kill("SIGTERM");
+          if (pf && !(await within(exited(pf), 5000))) pf.kill("SIGKILL");
+        }
+      };
+      modes.port_forward = selected.has("port_forward") ? await portForwardMode() : notSelected;
     }
   } finally {
     process.off("SIGINT", onSignal);
@@ -865,13 +920,16 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
       direct_vs_raw: ratio(modes.direct, modes.raw),
       relay_vs_openssh: ratio(modes.relay, modes.openssh),
       direct_vs_openssh: ratio(modes.direct, modes.openssh),
+      port_forward_vs_openssh: ratio(modes.port_forward, modes.openssh),
       openssh_vs_raw: ratio(modes.openssh, modes.raw),
     },
     added_latency_ms: {
       relay_p50: addedRelayP50,
       direct_p50: added(modes.direct, "p50_ms"),
+      port_forward_p50: added(modes.port_forward, "p50_ms"),
       relay_p99: added(modes.relay, "p99_ms"),
       direct_p99: added(modes.direct, "p99_ms"),
+      port_forward_p99: added(modes.port_forward, "p99_ms"),
     },
     targets: {
       direct_at_least_openssh: both(ge(modes.direct, modes.openssh, 1)),

@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { connect, createServer, type Server } from "node:net";
 import { request } from "node:http";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import type { Client, Workspace } from "../../src/codersdk/index.js";
 import { EXAMPLE_TEMPLATE } from "../../src/provisioners/index.js";
 import { CODER_BIN, runCli } from "../helpers/binary.js";
@@ -127,6 +127,8 @@ describe("coder port-forward", () => {
     httpPid = Number((await get(local, "/pid")).body);
     const many = await Promise.all(Array.from({ length: 50 }, (_, i) => get(local, `/req-${i}`)));
     expect(many.map((r) => r.body)).toEqual(Array.from({ length: 50 }, (_, i) => `hello /req-${i}`));
+    // The direct path is announced whether it came up before or after the forwards started.
+    await vi.waitFor(() => expect(pf.stderr()).toContain("Connected to the agent directly\n"), { timeout: 10_000, interval: 50 });
 
     // Nothing listens on the remote port: the local connection just ends, the forwarder lives on.
     const ended = await new Promise<string>((res, rej) => {
