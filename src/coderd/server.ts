@@ -15,7 +15,8 @@ import {
   type EmbeddedInstance,
 } from "../database/index.js";
 import type { Logger } from "../logging/index.js";
-import { parseRelayMap, type RelayMap } from "../tailnet/index.js";
+import type { RelayMap } from "../tailnet/index.js";
+import { parseRelayMap } from "./relay-map.js";
 import { createCoderd, type Coderd } from "./coderd.js";
 import { serveMetrics, type MetricsEndpoint } from "../promhttp/index.js";
 import type { AgentLabel } from "./prometheusmetrics/index.js";

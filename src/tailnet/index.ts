@@ -1,6 +1,6 @@
 // Peer networking: identities, the coordination protocol, the relay, encrypted sessions.
 export * from "./coordination/protocol.js";
-export { embeddedRegion, parseRelayMap, relayMapSchema, relayNodeUrl, type RelayMap, type RelayNode, type RelayRegion } from "./relay-map.js";
+export { embeddedRegion, relayNodeUrl, type RelayMap, type RelayNode, type RelayRegion } from "./relay-map.js";
 export { CoordinationClient, type CoordinationClientOptions } from "./coordination/client.js";
 export { pickHomeRegion } from "./home-region.js";
 export { decodeKey, encodeKey, generateKeyPair, type KeyPair } from "./keys.js";

@@ -7,8 +7,9 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { WebSocket } from "ws";
 import type { Pubsub, Store, TailnetPeer } from "../../database/index.js";
-import { peerMessageSchema, type Coordination, type CoordinatorMessage, type Node, type PeerInfo } from "../../tailnet/index.js";
+import type { Coordination, CoordinatorMessage, Node, PeerInfo } from "../../tailnet/index.js";
 import { CHANNEL_TAILNET } from "../pubsub-channels.js";
+import { peerMessageSchema } from "./peer-message.js";
 
 const MAX_MESSAGE_BYTES = 16 * 1024;
 

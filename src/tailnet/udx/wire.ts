@@ -10,7 +10,9 @@
 // is plumbing, not security: whoever completes it still has to pass the Noise handshake of the
 // Session on top (the key pinned by the coordinator on the client, `allow` on the agent). The
 // magic starts with 'C', never UDX's packet magic 0xff, so libudx hands these to 'message'.
-import UDX from "udx-native";
+import { createRequire } from "node:module";
+import { isIP } from "node:net";
+import type UDX from "udx-native";
 
 export type UdxStream = UDX.UDXStream;
 export type UdxSocket = UDX.UDXSocket;
@@ -22,9 +24,13 @@ const TYPE_OK = 2;
 
 let shared: UDX | undefined;
 
-/** One UDX instance per process: stream ids are unique per instance, so everyone shares it. */
+/**
+ * One UDX instance per process: stream ids are unique per instance, so everyone shares it. The
+ * native addon loads on first use, not with this module: `coder ssh --stdio` starts on the relay
+ * and tries UDP only afterwards, so its start-up does not wait for it.
+ */
 export function udx(): UDX {
-  shared ??= new UDX();
+  shared ??= new (createRequire(import.meta.url)("udx-native") as typeof UDX)();
   return shared;
 }
 
@@ -84,6 +90,6 @@ export function parseUdpEndpoint(endpoint: string): { host: string; port: number
   const m = /^udp:(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):(\d{1,5})$/.exec(endpoint);
   const host = m?.[1]?.replace(/^\[|\]$/g, "");
   const port = Number(m?.[2]);
-  if (!host || !UDX.isIP(host) || !(port > 0 && port < 65536)) throw new Error(`not a udp endpoint: ${JSON.stringify(endpoint)}`);
+  if (!host || !isIP(host) || !(port > 0 && port < 65536)) throw new Error(`not a udp endpoint: ${JSON.stringify(endpoint)}`);
   return { host, port };
 }
