@@ -1,12 +1,36 @@
+import { readFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 
-/** A loopback port that nothing listens on (bound, then released). */
-export function closedPort(): Promise<number> {
+/**
+ * A loopback port that nothing listens on (bound, then released). It is taken below the kernel's
+ * ephemeral range, which every `listen(0)` and outgoing connection of the parallel test files
+ * draws from, so none of them can take it meanwhile (a released ephemeral port once came back as
+ * another test's HTTP server).
+ */
+export async function closedPort(): Promise<number> {
+  const low = ephemeralLow();
+  const lowest = Math.min(10_000, low - 1000);
+  for (;;) {
+    const port = lowest + Math.floor(Math.random() * (low - lowest));
+    if (await bindable(port)) return port;
+  }
+}
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    if (low > 2000) return low;
+  } catch {
+    // not Linux: the IANA default
+  }
+  return 49152;
+}
+
+function bindable(port: number): Promise<boolean> {
   return new Promise((res) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
+    const s = createServer();
+    s.once("error", () => res(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => res(true)));
   });
 }
 
