@@ -8,11 +8,18 @@ describe("nodeFlags", () => {
   it("are what every way of starting coder passes to node", () => {
     expect(nodeFlags.length).toBeGreaterThan(0);
     expect(coderCommand.slice(1, 1 + nodeFlags.length)).toEqual(nodeFlags);
-    const shebang = readFileSync(new URL("bin/coder.js", root), "utf8").split("\n")[0];
-    expect(shebang).toBe(`#!/usr/bin/env -S node ${nodeFlags.join(" ")}`);
+    const [shebang, exec] = readFileSync(new URL("bin/coder.js", root), "utf8").split("\n");
+    expect(shebang).toBe("#!/bin/sh");
+    expect(exec).toBe(`":" //; exec node ${nodeFlags.join(" ")} "$0" "$@"`);
     const scripts = (JSON.parse(readFileSync(new URL("package.json", root), "utf8")) as { scripts: Record<string, string> }).scripts;
     expect(scripts.start).toContain(`node ${nodeFlags.join(" ")} bin/coder.js server`);
     expect(scripts.bench).toContain(`node ${nodeFlags.join(" ")} dist-bench/`);
+  });
+
+  it("reach node when bin/coder.js runs as a program (sh execs node with them)", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const help = execFileSync(new URL("bin/coder.js", root).pathname, ["--help"], { encoding: "utf8" });
+    expect(help).toContain("Usage: coder");
   });
 
   it("are accepted by this node", async () => {
