@@ -46,8 +46,12 @@ export function createPool(opts: PoolOptions): pg.Pool {
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
   });
-  // An idle client losing its connection must not crash the process; the pool replaces it.
+  // A client losing its connection (Postgres restarting, a failover, an idle timeout on the way)
+  // must not crash the process. Idle clients report it to the pool, which replaces them; a client
+  // checked out by a transaction reports it on itself, between two of its queries, and its next
+  // query fails, so the request fails and the pool discards the client when it comes back.
   pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
   return pool;
 }
 

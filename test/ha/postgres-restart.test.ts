@@ -85,8 +85,13 @@ describe("Postgres restart under load", () => {
     await db.end();
     expect(rows.length).toBe(acknowledged.length);
 
-    // Both replicas serve again, directly.
-    for (const r of [a, b]) await eventually(() => withClient(lb, r.url).user("me"), 30_000);
+    // Both replicas serve again, directly (none of them gave up and exited).
+    for (const r of [a, b]) {
+      await eventually(async () => {
+        if (r.process.proc.exitCode !== null) throw new Error(`${r.name} exited (${r.process.proc.exitCode}):\n${r.process.output().slice(-3000)}`);
+        return withClient(lb, r.url).user("me");
+      }, 30_000);
+    }
 
     // Pubsub resumed on both: a token B has cached is refused by B right after A deletes it
     // (B's cache would otherwise keep it for 10 s).
