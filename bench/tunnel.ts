@@ -18,6 +18,8 @@
 // Per mode: upload and download (Gbit/s over BENCH_TUNNEL_SECONDS, default 3, after a 0.5 s
 // warm-up, each on a fresh connection) and the round trip of a 64-byte message echoed back, one at
 // a time over one connection (BENCH_TUNNEL_ROUNDTRIPS, default 2000, after 200 warm-up trips).
+// Then ssh_start: `coder ssh --stdio <workspace>` started afresh BENCH_SSH_STARTS times (default
+// 10), timed from spawn to the agent's SSH banner on stdout, next to a bare node start.
 // BENCH_TUNNEL_MODES (e.g. "relay,direct") measures only some modes. Missed targets are reported,
 // not failed; `ok` is false only when a mode errored. Without /usr/sbin/sshd, openssh is skipped.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -42,6 +44,8 @@ const WARMUP_ROUNDTRIPS = 200;
 /** Pause after each test so buffers still in flight drain before the next one starts. */
 const SETTLE_MS = 500;
 const MODE_NAMES = ["raw", "openssh", "relay", "direct", "port_forward"] as const;
+/** Selectable in BENCH_TUNNEL_MODES too, but measures start-up, not a tunnel. */
+const SSH_START = "ssh_start";
 
 // ---------------------------------------------------------------------------------------------
 // The target server (its own process: `node tunnel.js serve`, prints its port on stdout).
@@ -629,17 +633,70 @@ function readEnviron(pid: number): string[] {
   }
 }
 
+/** Node arguments that run the coder CLI as a user would, from its own config dir logged in with our token. */
+function coderArgs(dir: string, url: string, token: string, command: string[]): string[] {
+  const cfg = join(dir, "cli");
+  mkdirSync(cfg, { recursive: true, mode: 0o700 });
+  writeFileSync(join(cfg, "url"), url, { mode: 0o600 });
+  writeFileSync(join(cfg, "session"), token, { mode: 0o600 });
+  return [...nodeFlags, join(repoRoot(), "bin", "coder.js"), "--config-dir", cfg, ...command];
+}
+
+interface SshStart {
+  runs: number;
+  /** Spawn to first stdout byte of `node -e` with coder's flags: what no CLI code can save. */
+  node_boot_p50_ms: number | null;
+  /** Spawn to the agent's "SSH-2.0-" banner on stdout, i.e. until OpenSSH could start its handshake. */
+  p50_ms: number | null;
+  p90_ms: number | null;
+  max_ms: number | null;
+}
+
+/** Milliseconds from spawning `node args` until its stdout contains `marker`. */
+async function timeToOutput(args: string[], marker: string): Promise<number> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, args, { env: cleanEnv(), stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      child.stdout!.on("data", (d: Buffer) => {
+        out += d.toString("latin1");
+        if (out.includes(marker)) resolve(performance.now() - t0);
+      });
+      child.once("exit", (code) => reject(new Error(`exited (code ${code}) before printing ${JSON.stringify(marker)}: ${err.trim().slice(-300)}`)));
+    });
+  } finally {
+    child.kill("SIGTERM");
+    if (!(await within(exited(child), 5000))) child.kill("SIGKILL");
+  }
+}
+
+/** `coder ssh --stdio <workspace>` started afresh `runs` times, as OpenSSH's ProxyCommand does for every connection. */
+async function sshStart(dir: string, url: string, token: string, workspace: string, runs: number): Promise<SshStart> {
+  const boot = new Float64Array(runs);
+  const ready = new Float64Array(runs);
+  const args = coderArgs(dir, url, token, ["ssh", "--stdio", workspace]);
+  await timeToOutput(args, "SSH-2.0-"); // warm-up: file cache, the agent's first session
+  for (let i = 0; i < runs; i++) {
+    boot[i] = await timeToOutput([...nodeFlags, "-e", "process.stdout.write('up')"], "up");
+    ready[i] = await timeToOutput(args, "SSH-2.0-");
+  }
+  boot.sort();
+  ready.sort();
+  return { runs, node_boot_p50_ms: percentile(boot, 50), p50_ms: percentile(ready, 50), p90_ms: percentile(ready, 90), max_ms: percentile(ready, 100) };
+}
+
 /**
  * `coder port-forward <workspace> --tcp 127.0.0.1:<local>:<target>` as a user runs it (its own
  * config dir, logged in with our token), once it forwards and has its direct path.
  */
 async function startPortForward(dir: string, url: string, token: string, workspace: string, localPort: number, targetPort: number): Promise<ChildProcess> {
-  const cfg = join(dir, "cli");
-  mkdirSync(cfg, { recursive: true, mode: 0o700 });
-  writeFileSync(join(cfg, "url"), url, { mode: 0o600 });
-  writeFileSync(join(cfg, "session"), token, { mode: 0o600 });
-  const args = [...nodeFlags, join(repoRoot(), "bin", "coder.js"), "--config-dir", cfg, "port-forward", workspace, "--tcp", `127.0.0.1:${localPort}:${targetPort}`];
-  const child = spawn(process.execPath, args, { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, coderArgs(dir, url, token, ["port-forward", workspace, "--tcp", `127.0.0.1:${localPort}:${targetPort}`]), {
+    env: cleanEnv(),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   let err = "";
   const ready = new Promise<void>((resolve, reject) => {
@@ -699,6 +756,8 @@ export interface TunnelBenchmarkDoc {
   round_trips: number;
   chunk_bytes: number;
   modes: Record<(typeof MODE_NAMES)[number], ModeResult>;
+  /** `coder ssh --stdio` start-up (BENCH_SSH_STARTS runs, default 10); DESIGN wants about 300 ms. */
+  ssh_stdio_start: SshStart | { error: string } | { skipped: string };
   ratios: Record<string, { upload: number | null; download: number | null }>;
   added_latency_ms: Record<"relay_p50" | "direct_p50" | "port_forward_p50" | "relay_p99" | "direct_p99" | "port_forward_p99", number | null>;
   targets: {
@@ -712,8 +771,10 @@ export interface TunnelBenchmarkDoc {
 export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; ok: boolean }> {
   const seconds = envSeconds("BENCH_TUNNEL_SECONDS", 3);
   const roundTrips = Math.round(envSeconds("BENCH_TUNNEL_ROUNDTRIPS", 2000));
-  const selected = new Set((process.env.BENCH_TUNNEL_MODES || MODE_NAMES.join(",")).split(",").map((m) => m.trim()));
-  for (const m of selected) if (!(MODE_NAMES as readonly string[]).includes(m)) throw new Error(`BENCH_TUNNEL_MODES: unknown mode "${m}" (known: ${MODE_NAMES.join(", ")})`);
+  const sshStarts = Math.round(envSeconds("BENCH_SSH_STARTS", 10));
+  const known: string[] = [...MODE_NAMES, SSH_START];
+  const selected = new Set((process.env.BENCH_TUNNEL_MODES || known.join(",")).split(",").map((m) => m.trim()));
+  for (const m of selected) if (!known.includes(m)) throw new Error(`BENCH_TUNNEL_MODES: unknown mode "${m}" (known: ${known.join(", ")})`);
   const notSelected: ModeResult = { skipped: "not selected (BENCH_TUNNEL_MODES)" };
   let background: TunnelBenchmarkDoc["background"] = { busy_percent: null, loadavg_1m: 0 };
   const cleanups: Array<() => Promise<void>> = [];
@@ -741,6 +802,7 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
   const dir = mkdtempSync(join(tmpdir(), "coder-bench-tunnel-"));
   cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
   const modes = {} as TunnelBenchmarkDoc["modes"];
+  let sshStartResult: TunnelBenchmarkDoc["ssh_stdio_start"] = { skipped: "not selected (BENCH_TUNNEL_MODES)" };
   let server: ServerProcess | undefined;
   try {
     const target = await startTarget();
@@ -755,7 +817,7 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
     let deployment: { client: Client; templateId: string } | undefined;
     let ws: Workspace | undefined;
     let wsError: string | undefined;
-    if (selected.has("relay") || selected.has("direct") || selected.has("port_forward")) {
+    if (selected.has("relay") || selected.has("direct") || selected.has("port_forward") || selected.has(SSH_START)) {
       try {
         server = await ServerProcess.start({ args: ["--provisioner-daemons", "1"], name: "tunnel" });
         const s = server;
@@ -808,6 +870,7 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
       modes.relay = selected.has("relay") ? { error: wsError ?? "no workspace" } : notSelected;
       modes.direct = selected.has("direct") ? { error: wsError ?? "no workspace" } : notSelected;
       modes.port_forward = selected.has("port_forward") ? { error: wsError ?? "no workspace" } : notSelected;
+      if (selected.has(SSH_START)) sshStartResult = { error: wsError ?? "no workspace" };
     } else {
       const { client, templateId } = deployment;
       const serverPid = server.child.pid!;
@@ -874,6 +937,18 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
         }
       };
       modes.port_forward = selected.has("port_forward") ? await portForwardMode() : notSelected;
+      if (selected.has(SSH_START)) {
+        try {
+          const w = await live();
+          log(`${SSH_START}: coder ssh --stdio ${w.name}, ${sshStarts} starts`);
+          const r = await sshStart(dir, server.url, client.sessionToken!, w.name, sshStarts);
+          log(`${SSH_START}: SSH banner after p50 ${r.p50_ms} ms (node alone ${r.node_boot_p50_ms} ms)`);
+          sshStartResult = r;
+        } catch (err) {
+          sshStartResult = { error: (err as Error).message };
+          log(`${SSH_START} failed: ${(err as Error).message}`);
+        }
+      }
     }
   } finally {
     process.off("SIGINT", onSignal);
@@ -915,6 +990,7 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
     round_trips: roundTrips,
     chunk_bytes: CHUNK_BYTES,
     modes,
+    ssh_stdio_start: sshStartResult,
     ratios: {
       relay_vs_raw: ratio(modes.relay, modes.raw),
       direct_vs_raw: ratio(modes.direct, modes.raw),
@@ -942,6 +1018,6 @@ export async function runTunnelBenchmark(): Promise<{ doc: TunnelBenchmarkDoc; o
     },
   };
   // Missed targets are figures, not failures; a mode that errored is (a skipped one is not).
-  const ok = Object.values(modes).every((m) => !m.error);
+  const ok = Object.values(modes).every((m) => !m.error) && !("error" in sshStartResult);
   return { doc, ok };
 }

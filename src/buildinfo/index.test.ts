@@ -1,13 +1,14 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { coderCommand, nodeFlags } from "./index.js";
+import { coderCommand, nodeFlags, proxyCommand } from "./index.js";
 
 const root = new URL("../../", import.meta.url);
 
 describe("nodeFlags", () => {
-  it("are what every way of starting coder passes to node", () => {
+  it("are what every way of starting coder passes to node, except OpenSSH's ProxyCommand", () => {
     expect(nodeFlags.length).toBeGreaterThan(0);
     expect(coderCommand.slice(1, 1 + nodeFlags.length)).toEqual(nodeFlags);
+    expect(proxyCommand).toEqual([coderCommand[0], coderCommand.at(-1)]);
     const [shebang, exec] = readFileSync(new URL("bin/coder.js", root), "utf8").split("\n");
     expect(shebang).toBe("#!/bin/sh");
     expect(exec).toBe(`":" //; exec node ${nodeFlags.join(" ")} "$0" "$@"`);

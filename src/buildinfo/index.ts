@@ -24,5 +24,15 @@ export const build: Build = load();
 export const coderInstallRoot: string = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
 
 
-/** How to run this build's `coder` binary (for processes it starts, such as workspace agents, and OpenSSH's ProxyCommand). */
-export const coderCommand: readonly string[] = [process.execPath, ...nodeFlags, fileURLToPath(new URL("../../bin/coder.js", import.meta.url))];
+const coderBin = fileURLToPath(new URL("../../bin/coder.js", import.meta.url));
+
+/** How to run this build's `coder` binary (for processes it starts, such as workspace agents). */
+export const coderCommand: readonly string[] = [process.execPath, ...nodeFlags, coderBin];
+
+/**
+ * How OpenSSH's ProxyCommand runs `coder ssh --stdio`: without nodeFlags. V8 heap flags make
+ * Node's built-in modules compile without their embedded code cache (its flag hash no longer
+ * matches), ~50 ms more to start on every `ssh coder.<workspace>`, while this process's throughput
+ * is set by the SSH server at the far end: scp moved ~480 Mbit/s through it with and without.
+ */
+export const proxyCommand: readonly string[] = [process.execPath, coderBin];

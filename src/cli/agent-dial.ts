@@ -1,6 +1,6 @@
-// What `coder port-forward`, `coder speedtest` and `coder ping` share: resolve
+// What `coder ssh`, `coder port-forward`, `coder speedtest` and `coder ping` share: resolve
 // "<workspace>[.<agent>]", wait for its agent, and open the tunnel to it.
-import { dialAgent, type AgentConn, type Workspace, type WorkspaceAgent } from "../codersdk/index.js";
+import { agentDialer, type AgentConn, type Workspace, type WorkspaceAgent } from "../codersdk/index.js";
 import { CliError } from "./errors.js";
 import { authenticatedClient, type GlobalOptions } from "./session.js";
 import { agentByRef, waitForAgent } from "./workspace-target.js";
@@ -15,21 +15,27 @@ export interface DialTargetOptions {
   /**
    * "ready": wait for the agent to connect and (when its startup script blocks logins) finish
    * starting, as waitForAgent does; "connected": a round trip needs no more than a connected
-   * agent, so only a connecting one is waited for, and any other is dialed at once.
+   * agent, so only a connecting one is waited for, and any other is dialed at once; "none": dial
+   * whatever the agent's state.
    */
-  wait: "ready" | "connected";
+  wait: "ready" | "connected" | "none";
+  /** Say nothing while waiting (stderr belongs to OpenSSH under --stdio). */
+  quiet?: boolean;
   timeoutMs?: number;
 }
 
 export async function dialTarget(globals: GlobalOptions, target: string, opts: DialTargetOptions): Promise<DialedAgent> {
   const client = authenticatedClient(globals);
+  // Started first: it does not need the agent, so it overlaps with finding it (start-up time is
+  // what OpenSSH users wait for on every `ssh coder.<workspace>`).
+  const dial = agentDialer(client);
   const { workspace, agent: found } = await agentByRef(client, target);
   let agent = found;
   // A disconnected agent may be back already (its status lags): the dial says for sure.
   const lagging = found.status === "disconnected" || found.status === "timeout";
-  if (opts.wait === "ready" || found.status === "connecting") agent = await waitForAgent(client, workspace, found);
+  if (opts.wait === "ready" || (opts.wait === "connected" && found.status === "connecting")) agent = await waitForAgent(client, workspace, found, opts.quiet);
   try {
-    const conn = await dialAgent(client, agent.id, { timeoutMs: opts.timeoutMs ?? 30_000 });
+    const conn = await dial(agent.id, { timeoutMs: opts.timeoutMs ?? 30_000 });
     return { workspace, agent, conn };
   } catch (err) {
     const status = lagging ? ` (it is ${found.status}; check the workspace with coder show ${workspace.name})` : "";

@@ -2,10 +2,10 @@
 // API; the connection itself is tailnet's AgentConn.
 import { AgentConn, CoordinationClient, type AgentConnOptions } from "../tailnet/index.js";
 import type { Client } from "./client.js";
+import type { AgentConnectionInfo } from "./types.js";
 
-/** Connects to the agent through the deployment's coordinator; see AgentConn. */
-export async function dialAgent(client: Client, agentId: string, opts: AgentConnOptions = {}): Promise<AgentConn> {
-  const info = await client.agentConnectionInfo();
+/** Connects to the agent through the deployment's coordinator, with the deployment's connection info; see AgentConn. */
+export async function dialAgentWith(client: Client, info: AgentConnectionInfo, agentId: string, opts: AgentConnOptions = {}): Promise<AgentConn> {
   const url = new URL(`/api/v2/workspaceagents/${encodeURIComponent(agentId)}/coordinate`, client.url).toString();
   const coordination = new CoordinationClient({ url, token: client.sessionToken ?? "" });
   coordination.start();

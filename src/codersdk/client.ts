@@ -1,6 +1,8 @@
 // The one typed client of the API, used by the CLI, the tests and the benchmarks.
-import WebSocket from "ws";
+import type { IncomingMessage } from "node:http";
+import type WebSocket from "ws";
 import { CoderSDKError } from "./errors.js";
+import { httpRequest, readText } from "./http.js";
 import type {
   AgentConnectionInfo,
   APIKey,
@@ -71,20 +73,22 @@ export class Client {
     const headers: Record<string, string> = { Accept: "application/json", ...init.headers };
     if (this.sessionToken) headers[SESSION_TOKEN_HEADER] = this.sessionToken;
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    let res: globalThis.Response;
+    let status: number;
+    let text: string;
+    let statusMessage: string | undefined;
     try {
-      res = await fetch(target, { method, headers, body: init.raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new CoderSDKError(
-        0,
-        { message: `Cannot reach ${this.url.origin}`, detail: cause?.code ?? cause?.message ?? (err as Error).message },
+      const res = await httpRequest(target, {
         method,
-        target.toString(),
-      );
+        headers,
+        body: init.raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+        credentialHeaders: [SESSION_TOKEN_HEADER],
+      });
+      ({ statusCode: status = 0, statusMessage } = res);
+      text = await readText(res);
+    } catch (err) {
+      throw this.unreachable(err, method, target);
     }
-    const text = await res.text();
-    if (!res.ok) {
+    if (status < 200 || status > 299) {
       let parsed: APIResponse | undefined;
       try {
         parsed = JSON.parse(text) as APIResponse;
@@ -92,13 +96,19 @@ export class Client {
         // not our JSON (a proxy's error page, say)
       }
       throw new CoderSDKError(
-        res.status,
-        parsed?.message ? parsed : { message: `Unexpected ${res.status} ${res.statusText} from ${method} ${target.pathname}`, detail: text.slice(0, 200) },
+        status,
+        parsed?.message ? parsed : { message: `Unexpected ${status} ${statusMessage ?? ""} from ${method} ${target.pathname}`, detail: text.slice(0, 200) },
         method,
         target.toString(),
       );
     }
     return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** The server could not be reached (or the connection broke): status 0, with the cause. */
+  private unreachable(err: unknown, method: string, target: URL): CoderSDKError {
+    const e = err as NodeJS.ErrnoException;
+    return new CoderSDKError(0, { message: `Cannot reach ${this.url.origin}`, detail: e.code ?? e.message }, method, target.toString());
   }
 
   // Deployment
@@ -189,14 +199,17 @@ export class Client {
   }
 
   /**
-   * A WebSocket to an API path with the session token. Attach listeners to `ws` at once:
+   * A WebSocket to an API path with the session token. Attach listeners to `ws` as soon as this
+   * resolves:
    * frames can arrive in the same packet as the upgrade, before `opened` resolves. `opened`
    * rejects with CoderSDKError when the server refuses the upgrade.
    */
-  socket(path: string): { ws: WebSocket; opened: Promise<void> } {
+  async socket(path: string): Promise<{ ws: WebSocket; opened: Promise<void> }> {
     const u = new URL(path, this.url);
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
     const headers: Record<string, string> = this.sessionToken ? { [SESSION_TOKEN_HEADER]: this.sessionToken } : {};
+    // Loaded on first use: most commands never open one, and it takes ~30 ms to load.
+    const { default: WebSocket } = await import("ws");
     const ws = new WebSocket(u, { headers });
     const opened = new Promise<void>((resolve, reject) => {
       ws.once("open", () => resolve());
@@ -220,7 +233,7 @@ export class Client {
 
   /** Streams a job's logs (past, then live) until the job ends. */
   async *followLogs(path: string, after = 0): AsyncGenerator<ProvisionerJobLog> {
-    const { ws, opened } = this.socket(`${path}?follow&after=${after}`);
+    const { ws, opened } = await this.socket(`${path}?follow&after=${after}`);
     const queue: ProvisionerJobLog[] = [];
     let wake: (() => void) | undefined;
     let done = false;
@@ -338,21 +351,28 @@ export class Client {
   async *watchWorkspace(id: string, signal: AbortSignal): AsyncGenerator<Workspace> {
     const headers: Record<string, string> = { Accept: "text/event-stream" };
     if (this.sessionToken) headers[SESSION_TOKEN_HEADER] = this.sessionToken;
-    const res = await fetch(new URL(`/api/v2/workspaces/${enc(id)}/watch`, this.url), { headers, signal });
-    if (!res.ok || !res.body) {
-      const text = await res.text();
-      let body: APIResponse = { message: `Unexpected ${res.status} watching workspace` };
+    const target = new URL(`/api/v2/workspaces/${enc(id)}/watch`, this.url);
+    let res: IncomingMessage;
+    try {
+      res = await httpRequest(target, { method: "GET", headers, signal, credentialHeaders: [SESSION_TOKEN_HEADER] });
+    } catch (err) {
+      throw this.unreachable(err, "GET", target);
+    }
+    const status = res.statusCode ?? 0;
+    if (status !== 200) {
+      const text = await readText(res);
+      let body: APIResponse = { message: `Unexpected ${status} watching workspace` };
       try {
         body = JSON.parse(text) as APIResponse;
       } catch {
         // keep the generic message
       }
-      throw new CoderSDKError(res.status, body, "GET", res.url);
+      throw new CoderSDKError(status, body, "GET", target.toString());
     }
     const decoder = new TextDecoder();
     let buf = "";
     try {
-      for await (const chunk of res.body) {
+      for await (const chunk of res) {
         buf += decoder.decode(chunk as Uint8Array, { stream: true });
         let end: number;
         while ((end = buf.indexOf("\n\n")) >= 0) {

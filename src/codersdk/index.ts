@@ -5,7 +5,25 @@ export * from "./duration.js";
 export type * from "./types.js";
 export type { AgentConn, AgentConnOptions, AgentPath } from "../tailnet/index.js";
 
-/** Connects to a workspace agent; the networking code loads only when a command needs it. */
-export async function dialAgent(...args: Parameters<typeof import("./agent-conn.js").dialAgent>): Promise<import("../tailnet/index.js").AgentConn> {
-  return (await import("./agent-conn.js")).dialAgent(...args);
+// Types only: erased, so the networking code still loads only on a dial.
+import type { AgentConn, AgentConnOptions } from "../tailnet/index.js";
+import type { Client } from "./client.js";
+
+/**
+ * Starts what every dial needs and that does not depend on the agent, the deployment's connection
+ * info and the networking code (loaded only when a command needs it), so that both overlap with
+ * finding the agent; a dial waits for them.
+ */
+export function agentDialer(client: Client): (agentId: string, opts?: AgentConnOptions) => Promise<AgentConn> {
+  const ready = Promise.all([import("./agent-conn.js"), client.agentConnectionInfo()]);
+  ready.catch(() => {}); // reported by the dial that waits for it, if one comes
+  return async (agentId, opts) => {
+    const [{ dialAgentWith }, info] = await ready;
+    return dialAgentWith(client, info, agentId, opts);
+  };
+}
+
+/** Connects to a workspace agent; see AgentConn. */
+export function dialAgent(client: Client, agentId: string, opts?: AgentConnOptions): Promise<AgentConn> {
+  return agentDialer(client)(agentId, opts);
 }

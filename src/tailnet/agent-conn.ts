@@ -42,7 +42,7 @@ const PREFER_TCP_GRACE_MS = 2_000;
 
 export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }> {
   readonly keyPair: KeyPair = generateKeyPair();
-  private relays = new Map<string, RelayClient>();
+  private relays = new Map<string, { client: RelayClient; connected: Promise<void> }>();
   private relaySession: Promise<Session> | undefined;
   private direct: Session | undefined;
   /** Direct sessions still in their handshake: closed with us, so they keep nothing alive. */
@@ -119,16 +119,16 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }
   }
 
   private async dialRelay(): Promise<Session> {
+    // With one region (the embedded relay, or replicas meshed behind one URL) the agent's relay is
+    // known before the coordinator names it: connect while waiting for the agent's node.
+    const regions = Object.values(this.relayMap.Regions);
+    const only = regions.length === 1 ? regions[0]!.Nodes[0] : undefined;
+    if (only) this.relayAt(relayNodeUrl(only)).catch(() => {});
     const peer = await this.agentPeer();
     const region = this.relayMap.Regions[String(peer.node.preferred_relay)];
     if (!region) throw new Error(`the agent's relay region ${peer.node.preferred_relay} is not in this deployment's relay map`);
     const url = relayNodeUrl(region.Nodes[0]!);
-    let relay = this.relays.get(url);
-    if (!relay) {
-      relay = new RelayClient({ url, keyPair: this.keyPair });
-      this.relays.set(url, relay);
-      await relay.connect();
-    }
+    const relay = await this.relayAt(url);
     const session = Session.initiate(relay.dial(decodeKey(peer.node.key)), { keyPair: this.keyPair, remotePublicKey: decodeKey(peer.node.key) });
     session.on("close", (err) => {
       this.relaySession = undefined;
@@ -138,6 +138,24 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }
     this.opts.logger?.debug({ relay: url }, "relayed session up");
     this.maybeDirect();
     return session;
+  }
+
+  /** The connection to the relay at url, one per AgentConn; one that failed to connect is dropped, so the next dial tries afresh. */
+  private async relayAt(url: string): Promise<RelayClient> {
+    let relay = this.relays.get(url);
+    if (!relay) {
+      const client = new RelayClient({ url, keyPair: this.keyPair });
+      const made = { client, connected: client.connect() };
+      made.connected.catch(() => {
+        if (this.relays.get(url) !== made) return;
+        this.relays.delete(url);
+        client.close();
+      });
+      this.relays.set(url, made);
+      relay = made;
+    }
+    await relay.connected;
+    return relay.client;
   }
 
   /**
@@ -257,7 +275,7 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }
     this.direct?.close();
     for (const s of this.directPending) s.close();
     void this.relaySession?.then((s) => s.close(), () => {});
-    for (const r of this.relays.values()) r.close();
+    for (const r of this.relays.values()) r.client.close();
     this.coordination?.close();
   }
 }

@@ -3,7 +3,7 @@
 // end-to-end session. Signing and verifying go through Node's crypto (OpenSSL); keys travel as
 // unpadded base64url (43 characters).
 import { createPrivateKey, createPublicKey, type KeyObject, sign as cryptoSign, verify as cryptoVerify } from "node:crypto";
-import SecretStream from "@hyperswarm/secret-stream";
+import { SecretStream } from "./cjs.js";
 
 export interface KeyPair {
   /** 32-byte ed25519 public key. */

@@ -30,19 +30,25 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CliResult> {
-  return new Promise((res, rej) => {
+  return startCli(args, env, timeoutMs).done;
+}
+
+/** A CLI run whose output can be read while it runs; `done` settles when it exits (killed after timeoutMs). */
+export function startCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): { output: CliResult; done: Promise<CliResult> } {
+  const output: CliResult = { code: null, stdout: "", stderr: "" };
+  const done = new Promise<CliResult>((res, rej) => {
     const child = spawn(process.execPath, [...nodeFlags, CODER_BIN, ...args], { env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
+    child.stdout.on("data", (d) => (output.stdout += d));
+    child.stderr.on("data", (d) => (output.stderr += d));
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     child.on("error", rej);
     child.on("close", (code) => {
       clearTimeout(timer);
-      res({ code, stdout, stderr });
+      output.code = code;
+      res(output);
     });
   });
+  return { output, done };
 }
 
 export interface ServerProcess {

@@ -2,12 +2,12 @@
 // nobody reaches an agent they may not; a dead agent is reported clearly and a restarted one is
 // reachable again.
 import { spawn } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import WebSocket from "ws";
 import type { Client, Workspace, WorkspaceAgent } from "../../src/codersdk/index.js";
 import { decodeKey, generateKeyPair, RelayClient, Session } from "../../src/tailnet/index.js";
 import { agentProcess, agentWhen, restartAgentProcess } from "../helpers/agents.js";
-import { CODER_BIN, runCli } from "../helpers/binary.js";
+import { CODER_BIN, runCli, startCli } from "../helpers/binary.js";
 import { createFirstUser, createUserWithRoles, startTestServer, type TestServer } from "../helpers/coderd.js";
 import { captureProxy } from "../helpers/net.js";
 import { deleteWorkspace, loggedInConfigDir, removeDir, runningWorkspace } from "../helpers/workspaces.js";
@@ -145,12 +145,21 @@ describe("the tunnel", () => {
     expect(await exited).toBe(1);
     expect(err).toMatch(/lost the connection to the agent/);
 
+    // While it is away, `coder ssh` waits for it and says so; with --no-wait it dials at once
+    // (the dial itself waits for the agent to reach the coordinator) and says nothing.
+    await agentWhen(owner, workspace.id, (a) => a.status === "disconnected");
+    const waiting = startCli(["--config-dir", cfg, "ssh", "net", "--", "echo", "back"], {}, 60_000);
+    const noWait = cli(["ssh", "--no-wait", "net", "--", "echo", "dialed"]);
+    await vi.waitFor(() => expect(waiting.output.stderr).toMatch(/Waiting for the agent "\w+" to connect/), { timeout: 20_000, interval: 100 });
     const pid = restartAgentProcess(proc);
     // The driver knows only the pid it started: this one is ours to stop.
     onTestFinished(() => void process.kill(-pid, "SIGKILL"));
-    await agentWhen(owner, workspace.id, (a) => a.status === "connected" && a.lifecycle_state === "ready");
-    const again = await cli(["ssh", "net", "--", "echo", "back"]);
+    const again = await waiting.done;
     expect(again.stdout).toBe("back\n");
     expect(again.code).toBe(0);
+    const dialed = await noWait;
+    expect(dialed.stdout).toBe("dialed\n");
+    expect(dialed.stderr).toBe("");
+    expect(dialed.code).toBe(0);
   });
 });

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
-import { coderCommand } from "../../buildinfo/index.js";
+import { proxyCommand } from "../../buildinfo/index.js";
 import { CliError } from "../errors.js";
 import { confirm } from "../flags.js";
 import { configDir, authenticatedClient, type GlobalOptions } from "../session.js";
@@ -36,7 +36,7 @@ export async function run(globals: GlobalOptions, cmd: Command): Promise<void> {
       // shell's environment is gone.
       const dir = configDir(globals);
       if (!dir.read("url") || !dir.read("session")) throw new CliError(`config-ssh uses the session stored by \`coder login\` in ${dir.path}: log in first`);
-      const proxy = [...coderCommand, "--config-dir", dir.path, "ssh", "--stdio"];
+      const proxy = [...proxyCommand, "--config-dir", dir.path, "ssh", "--stdio"];
       after = upsertBlock(before, renderBlock(hosts, proxy, o.sshOption ?? []));
       summary = `${hosts.length ? `Hosts: ${hosts.map((h) => h.alias).join(", ")}` : "No workspaces yet: run coder config-ssh again after creating one."}\nUpdated ${file}: try \`ssh ${hosts[0]?.alias ?? `${o.sshHostPrefix}<workspace>`}\`.`;
     }

@@ -5,31 +5,24 @@ import { connect as tcpConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Command } from "commander";
 import type { ClientChannel } from "ssh2";
-import { dialAgent, type AgentConn } from "../../codersdk/index.js";
+import type { AgentConn } from "../../codersdk/index.js";
+import { dialTarget } from "../agent-dial.js";
 import { CliError } from "../errors.js";
-import { authenticatedClient, type GlobalOptions } from "../session.js";
-import { agentByRef, waitForAgent } from "../workspace-target.js";
+import type { GlobalOptions } from "../session.js";
 
 interface Options {
   stdio?: boolean;
   forwardAgent?: boolean;
   remoteForward?: string[];
   env?: string[];
-  noWait?: boolean;
+  /** false with --no-wait (commander names a negated flag by what it negates). */
+  wait?: boolean;
 }
 
 export async function run(globals: GlobalOptions, cmd: Command, target: string, ...command: string[]): Promise<void> {
   const o = cmd.opts() as Options;
   const args = (cmd.args as string[]).slice(1);
-  const client = authenticatedClient(globals);
-  const { workspace, agent: found } = await agentByRef(client, target);
-  const agent = o.noWait ? found : await waitForAgent(client, workspace, found, o.stdio);
-  let conn: AgentConn;
-  try {
-    conn = await dialAgent(client, agent.id, { timeoutMs: 30_000 });
-  } catch (err) {
-    throw new CliError(`Cannot reach the agent of "${target}": ${(err as Error).message}`);
-  }
+  const { agent, conn } = await dialTarget(globals, target, { wait: o.wait === false ? "none" : "ready", quiet: o.stdio });
   try {
     const { stream } = await conn.openStream({ service: "ssh" });
     if (o.stdio) await pipeStdio(stream, conn);

@@ -2,7 +2,7 @@
 // backoff, to whichever replica answers), sends this peer's latest node after every (re)connect,
 // and keeps the set of peers the coordinator says this one may reach.
 import { EventEmitter } from "node:events";
-import WebSocket from "ws";
+import { WebSocket } from "../cjs.js";
 import type { CoordinatorMessage, Node, PeerInfo } from "./protocol.js";
 
 export interface CoordinationClientOptions {

@@ -2,7 +2,7 @@
 // authenticates with the peer's key, keeps itself alive, and comes back with jittered backoff
 // after a drop; conns do not survive a drop (the session layer above redials).
 import { EventEmitter } from "node:events";
-import { WebSocket, type RawData } from "ws";
+import { WebSocket, type RawData } from "../cjs.js";
 import { encodeKey, type KeyPair, sign } from "../keys.js";
 import {
   ACCEPTOR_BIT,

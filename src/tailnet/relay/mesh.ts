@@ -15,7 +15,7 @@
 // accepted link whose dialer stops reading them is closed (it redials and gets a fresh snapshot).
 import { createHash, timingSafeEqual } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { type RawData, WebSocket } from "ws";
+import { type RawData, WebSocket } from "../cjs.js";
 import {
   CloseCode,
   encodePresence,

@@ -9,7 +9,7 @@
 // so they never see a drop.
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { WebSocket, type RawData } from "ws";
+import { WebSocket, type RawData } from "../cjs.js";
 import { encodeKey, verify } from "../keys.js";
 import {
   ADDRESSED_HEADER,

@@ -13,7 +13,8 @@
 import type { KeyPair } from "../keys.js";
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
-import SecretStream from "@hyperswarm/secret-stream";
+import type NoiseSecretStream from "@hyperswarm/secret-stream";
+import { SecretStream } from "../cjs.js";
 import { FRAME_GOAWAY, FRAME_HEADER_BYTES, FRAME_HELLO, Mux, type MuxStream, ProtocolError } from "./mux.js";
 
 
@@ -52,7 +53,7 @@ export interface SessionStats {
 export type SessionStream = MuxStream;
 
 /** A reliable, ordered byte stream: a Node Duplex (TCP socket, relay stream) or a streamx one (UDX stream). */
-export type SessionTransport = Duplex | SecretStream.RawStream;
+export type SessionTransport = Duplex | NoiseSecretStream.RawStream;
 
 const DEFAULT_KEEPALIVE_MS = 10_000;
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 30_000;
