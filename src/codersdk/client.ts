@@ -105,10 +105,11 @@ export class Client {
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
-  /** The server could not be reached (or the connection broke): status 0, with the cause. */
+  /** The server could not be reached, the connection broke, or the server went silent: status 0, with the cause. */
   private unreachable(err: unknown, method: string, target: URL): CoderSDKError {
     const e = err as NodeJS.ErrnoException;
-    return new CoderSDKError(0, { message: `Cannot reach ${this.url.origin}`, detail: e.code ?? e.message }, method, target.toString());
+    const response = e.code === "ETIMEDOUT" ? { message: `No response from ${this.url.origin}`, detail: e.message } : { message: `Cannot reach ${this.url.origin}`, detail: e.code ?? e.message };
+    return new CoderSDKError(0, response, method, target.toString());
   }
 
   // Deployment

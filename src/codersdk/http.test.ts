@@ -86,6 +86,18 @@ describe("httpRequest", () => {
     expect(connections).toBe(2);
   });
 
+  it("gives up on a server that stops sending, before or during the response", async () => {
+    const s = await server((req, res) => {
+      if (req.url === "/stall-body") res.writeHead(200, { "Content-Length": "10" }).write("12345");
+      // "/silent": no answer at all
+    });
+    const silent = httpRequest(new URL("/silent", s.url), { method: "GET", headers: {}, idleTimeoutMs: 200 });
+    await expect(silent).rejects.toMatchObject({ code: "ETIMEDOUT", message: "the server sent nothing for 0.2s" });
+    const stalled = await httpRequest(new URL("/stall-body", s.url), { method: "GET", headers: {}, idleTimeoutMs: 200 });
+    expect(stalled.statusCode).toBe(200);
+    await expect(readText(stalled)).rejects.toMatchObject({ code: "ETIMEDOUT" });
+  });
+
   it("reports an unreachable server as status 0 with the cause", async () => {
     const tcp = createTcpServer();
     await new Promise<void>((resolve) => tcp.listen(0, "127.0.0.1", resolve));

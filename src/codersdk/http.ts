@@ -11,9 +11,16 @@ export interface HttpInit {
   signal?: AbortSignal;
   /** Headers that carry credentials: not sent on to another origin when redirected there. */
   credentialHeaders?: string[];
+  /**
+   * Fails the request once the server has sent nothing for this long, so a hung server cannot
+   * hang the CLI. Default 2 minutes: every API call answers well within it, and the event
+   * streams send a keep-alive every 15 s.
+   */
+  idleTimeoutMs?: number;
 }
 
 const MAX_REDIRECTS = 5;
+const IDLE_TIMEOUT_MS = 120_000;
 // Idle connections are closed after 4 s, before servers' usual 5 s (Node's default, ours included),
 // so a request rarely goes out on a connection the server is closing; when one does anyway, it is
 // sent again on a new connection (see once).
@@ -29,7 +36,7 @@ export async function httpRequest(url: URL, init: HttpInit): Promise<IncomingMes
   let { method, body } = init;
   const headers: Record<string, string> = { ...init.headers };
   for (let hops = 0; ; hops++) {
-    const res = await once(target, method, headers, body, init.signal);
+    const res = await once(target, method, headers, body, init.signal, init.idleTimeoutMs ?? IDLE_TIMEOUT_MS);
     const location = res.headers.location;
     const status = res.statusCode ?? 0;
     if (![301, 302, 303, 307, 308].includes(status) || !location || hops >= MAX_REDIRECTS) return res;
@@ -46,16 +53,31 @@ export async function httpRequest(url: URL, init: HttpInit): Promise<IncomingMes
   }
 }
 
-function once(url: URL, method: string, headers: Record<string, string>, body: string | Uint8Array | undefined, signal: AbortSignal | undefined, retried = false): Promise<IncomingMessage> {
+function once(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: string | Uint8Array | undefined,
+  signal: AbortSignal | undefined,
+  idleTimeoutMs: number,
+  retried = false,
+): Promise<IncomingMessage> {
   const all: OutgoingHttpHeaders = { ...headers };
   if (body !== undefined) all["Content-Length"] = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
   const tls = url.protocol === "https:";
   const send = tls ? tlsRequest : plainRequest;
   return new Promise((resolve, reject) => {
-    const req = send(url, { method, headers: all, signal, agent: tls ? agents.tls : agents.plain }, resolve);
+    let response: IncomingMessage | undefined;
+    const req = send(url, { method, headers: all, signal, agent: tls ? agents.tls : agents.plain }, (res) => resolve((response = res)));
+    // Covers the response body too: the socket's idle timer runs until the response has ended.
+    req.setTimeout(idleTimeoutMs, () => {
+      const err = Object.assign(new Error(`the server sent nothing for ${idleTimeoutMs / 1000}s`), { code: "ETIMEDOUT" });
+      if (response) response.destroy(err);
+      else req.destroy(err);
+    });
     req.once("error", (err: NodeJS.ErrnoException) => {
       // A kept-alive connection the server closed as we reused it: the request never reached it.
-      if (req.reusedSocket && !retried && (err.code === "ECONNRESET" || err.code === "EPIPE")) resolve(once(url, method, headers, body, signal, true));
+      if (req.reusedSocket && !retried && (err.code === "ECONNRESET" || err.code === "EPIPE")) resolve(once(url, method, headers, body, signal, idleTimeoutMs, true));
       else reject(err);
     });
     req.end(body);
