@@ -36,11 +36,11 @@ class FakeCoordination extends EventEmitter implements Coordination {
 /** What the real agent does with its network, minus coderd: accept sessions on every path, echo every stream. */
 async function startAgent(relayUrl: string) {
   const keyPair = generateKeyPair();
-  const sessions: Array<{ via: string; session: Session; closed: boolean }> = [];
+  const sessions: Array<{ via: string; session: Session; closed: boolean; transport: unknown }> = [];
   const accept = (transport: Duplex | Parameters<typeof Session.accept>[0], via: string, onReady?: () => void) => {
     transport.on("error", () => {});
     const session = Session.accept(transport, { keyPair, allow: () => true });
-    const entry = { via, session, closed: false };
+    const entry = { via, session, closed: false, transport };
     sessions.push(entry);
     session.on("close", () => (entry.closed = true));
     session.ready.then(() => onReady?.(), () => {});
@@ -179,5 +179,30 @@ describe("AgentConn direct paths over UDP", () => {
     expect(conn.directTransport).toBeUndefined();
     expect(agent.udpConnections).toHaveLength(0);
     expect(agent.sessions.map((s) => s.via)).toEqual(["relay"]);
+  });
+});
+
+describe("AgentConn when the direct path dies", () => {
+  it("fails the streams that were on it, and carries new ones over the relay", async () => {
+    const { agent, conn } = await setup((a) => [a.tcpEndpoint]);
+    await conn.connect();
+    await untilDirect(conn);
+    const { stream: onDirect, path } = await conn.openStream({ service: "echo" });
+    expect(path).toBe("direct");
+    let failed: Error | undefined;
+    onDirect.on("error", (err) => (failed = err));
+    const ended = new Promise<void>((resolve) => onDirect.once("close", () => resolve()));
+    const back = new Promise<string>((resolve) => conn.once("path", resolve));
+    // The network between the two breaks: the agent's end of the direct TCP connection is gone.
+    const direct = agent.sessions.filter((s) => s.via === "tcp");
+    expect(direct).toHaveLength(1);
+    (direct[0]!.transport as Socket).destroy();
+    expect(await back).toBe("relay");
+    await ended;
+    // An error, not a quiet close: `coder ssh` reports it ("lost the connection to the agent: …").
+    expect(failed?.message).toMatch(/session closed/);
+    expect(conn.path).toBe("relay");
+    expect(await echo(conn, 256 * 1024)).toEqual({ ok: true, path: "relay" });
+    expect((await conn.ping()).path).toBe("relay");
   });
 });
