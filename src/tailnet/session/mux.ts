@@ -9,6 +9,9 @@
 //   WINDOW  payload = u32 BE credit increment
 //   FIN     the sender will send no more DATA on this stream (half-close)
 //   RST     abort the stream; payload = optional UTF-8 reason
+//   RESUME  a resumable stream moves here from a session that died; payload = JSON
+//           {token, received, fin}: the bytes we received of it, and whether its FIN came
+//   RESUMED the peer took the stream over; payload = JSON {received, fin}, the same from its side
 //   HELLO, GOAWAY  session-level frames on stream id 0, handled by the session
 //
 // Flow control: each direction of each stream starts with INITIAL_WINDOW bytes of credit; a
@@ -17,6 +20,14 @@
 // _read), so a reader that stops reading stops its sender, and nothing else. The transport is
 // shared fairly: streams with data and credit take turns, one frame each, and none is written
 // while the transport reports backpressure.
+//
+// Resumable streams (opened with a token) survive the death of their session: the bytes each side
+// sent and the peer's reader has not yet consumed are kept (at most the peer's receive window, as
+// flow control allows no more in flight), the stream is suspended rather than destroyed, and its
+// opener moves it to another session with RESUME. Both sides then say how much they received and
+// send the rest again, so the reader sees every byte once and in order. Acknowledgement is the
+// flow-control credit itself: after the peer's first WINDOW frame on a stream (its initial grant,
+// always sent), every increment is bytes its reader consumed.
 import { Duplex } from "node:stream";
 
 export const FRAME_OPEN = 0x01;
@@ -24,6 +35,8 @@ export const FRAME_DATA = 0x02;
 export const FRAME_WINDOW = 0x03;
 export const FRAME_FIN = 0x04;
 export const FRAME_RST = 0x05;
+export const FRAME_RESUME = 0x06;
+export const FRAME_RESUMED = 0x07;
 /** How long a stream whose peer reset it after its FIN waits for its reader to drain it. */
 const ABANDONED_STREAM_MS = 30_000;
 /** Session-level frames (stream id 0), passed to MuxOptions.onControl. */
@@ -41,6 +54,9 @@ export const DEFAULT_RECEIVE_WINDOW = 2 * 1024 * 1024;
 export const DEFAULT_MAX_STREAMS = 256;
 const MAX_WINDOW = 0x7fffffff;
 const MAX_STREAM_ID = 0xffffffff;
+const RESUME_TOKEN = /^[0-9a-f]{32}$/;
+/** How long a suspended stream waits to be resumed before it fails. */
+export const DEFAULT_RESUME_TIMEOUT_MS = 60_000;
 
 export class ProtocolError extends Error {
   constructor(message: string) {
@@ -68,6 +84,16 @@ export interface MuxOptions {
   receiveWindow?: number;
   /** Concurrent streams the peer may open; beyond, new ones are reset. */
   maxStreams?: number;
+  /**
+   * Where streams the peer opened as resumable are kept, so a RESUME on another session can find
+   * them. Without it, the peer's streams are not resumable here (a RESUME is answered with RST).
+   */
+  resumable?: {
+    add(token: string, stream: MuxStream): boolean;
+    find(token: string): MuxStream | undefined;
+  };
+  /** How long a suspended stream waits for RESUME before it fails. Default 60 s. */
+  resumeTimeoutMs?: number;
 }
 
 interface PendingWrite {
@@ -92,12 +118,82 @@ export class MuxStream extends Duplex {
   /** @internal */ localFin = false;
   /** @internal */ rstReceived = false;
   /** @internal reason sent with our RST */ resetReason: string | undefined;
+  /** @internal set when resumable: names the stream across sessions */ token: string | undefined;
+  /** @internal payload bytes framed to / acknowledged by / received from the peer, over the stream's life */
+  sentBytes = 0;
+  /** @internal */ ackedBytes = 0;
+  /** @internal */ receivedBytes = 0;
+  /** @internal copies of the bytes sent and not yet acknowledged (resumable streams only) */
+  unacked: Buffer[] = [];
+  /** @internal the peer's first WINDOW frame is its initial grant, not an acknowledgement */
+  initialGrantSeen = false;
+  /** @internal queued bytes that came over an earlier session: consuming them returns no credit */
+  creditDebt = 0;
+  /** @internal RESUME sent, RESUMED not yet back: where the peer stands is unknown, send nothing */
+  awaitingResume = false;
+  /** @internal our FIN goes out once the pending bytes are sent */
+  finAfterPending = false;
+  private suspendTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly mux: Mux,
-    readonly id: number,
+    /** @internal the session's mux; null while suspended */ public mux: Mux | null,
+    /** @internal */ public id: number,
   ) {
     super({ allowHalfOpen: true, readableHighWaterMark: MAX_DATA_PAYLOAD, writableHighWaterMark: 256 * 1024 });
+  }
+
+  /** Whether the stream can outlive its session (it is suspended, then resumed on another). */
+  get resumable(): boolean {
+    return this.token !== undefined;
+  }
+
+  /** Waiting, after its session died, to be resumed on another. */
+  get suspended(): boolean {
+    return this.mux === null && !this.destroyed;
+  }
+
+  /**
+   * @internal Its session died: keep everything and wait `timeoutMs` to be resumed ('suspend' tells
+   * the owner), then fail with err.
+   */
+  suspend(err: Error, timeoutMs: number): void {
+    this.mux = null;
+    this.queued = false;
+    this.awaitingResume = false;
+    clearTimeout(this.suspendTimer);
+    this.suspendTimer = setTimeout(() => this.destroy(new Error(`${err.message} (not resumed within ${Math.round(timeoutMs / 1000)}s)`, { cause: err })), timeoutMs);
+    this.suspendTimer.unref();
+    this.emit("suspend", err);
+  }
+
+  /** @internal Moves onto `mux` as stream `id`, with fresh flow control. */
+  attach(mux: Mux, id: number): void {
+    clearTimeout(this.suspendTimer);
+    this.mux = mux;
+    this.id = id;
+    this.queued = false;
+    this.sendWindow = INITIAL_WINDOW;
+    this.recvAllowance = INITIAL_WINDOW;
+    this.initialGrantSeen = false;
+    // Credit for what came before is settled by the resume exchange, not by WINDOW frames.
+    this.creditPending = 0;
+    this.creditDebt = this.recvQueue.reduce((n, b) => n + b.length, 0);
+  }
+
+  /** @internal The peer's reader consumed n more of our bytes: drop their copies. */
+  acknowledge(n: number): void {
+    n = Math.min(n, this.sentBytes - this.ackedBytes);
+    this.ackedBytes += n;
+    while (n > 0) {
+      const head = this.unacked[0]!;
+      if (head.length <= n) {
+        this.unacked.shift();
+        n -= head.length;
+      } else {
+        this.unacked[0] = head.subarray(n);
+        n = 0;
+      }
+    }
   }
 
   /**
@@ -111,25 +207,33 @@ export class MuxStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.rstReceived) return cb();
-    this.pending = { chunks: [chunk], index: 0, offset: 0, remaining: chunk.length, cb };
-    this.mux.schedule(this);
+    this.enqueue([chunk], chunk.length, cb);
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    if (this.rstReceived) return cb();
     let remaining = 0;
     const bufs = chunks.map((c) => {
       remaining += c.chunk.length;
       return c.chunk;
     });
-    this.pending = { chunks: bufs, index: 0, offset: 0, remaining, cb };
-    this.mux.schedule(this);
+    this.enqueue(bufs, remaining, cb);
+  }
+
+  private enqueue(chunks: Buffer[], length: number, cb: (err?: Error | null) => void): void {
+    if (this.rstReceived) return cb();
+    // Only bytes being sent again after a resume can be pending here (they have no callback).
+    const p = this.pending;
+    if (p) {
+      p.chunks.push(...chunks);
+      p.remaining += length;
+      p.cb = cb;
+    } else this.pending = { chunks, index: 0, offset: 0, remaining: length, cb };
+    this.mux?.schedule(this);
   }
 
   override _final(cb: (err?: Error | null) => void): void {
     this.localFin = true;
-    if (!this.rstReceived) this.mux.sendFin(this);
+    if (!this.rstReceived) this.mux?.sendFin(this);
     cb();
   }
 
@@ -139,9 +243,11 @@ export class MuxStream extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    clearTimeout(this.suspendTimer);
     this.pending = null;
     this.recvQueue = [];
-    this.mux.streamDestroyed(this, err);
+    this.unacked = [];
+    this.mux?.streamDestroyed(this, err);
     cb(err);
   }
 
@@ -149,14 +255,16 @@ export class MuxStream extends Duplex {
   deliver(): void {
     while (this.wantRead && this.recvQueue.length > 0) {
       const buf = this.recvQueue.shift()!;
-      this.creditPending += buf.length;
+      const owed = Math.min(this.creditDebt, buf.length);
+      this.creditDebt -= owed;
+      this.creditPending += buf.length - owed;
       this.wantRead = this.push(buf);
     }
     if (this.recvQueue.length === 0 && this.remoteFin && !this.eofPushed) {
       this.eofPushed = true;
       this.push(null);
     }
-    this.mux.maybeGrant(this);
+    this.mux?.maybeGrant(this);
   }
 }
 
@@ -166,6 +274,7 @@ export class Mux {
   private readonly receiveWindow: number;
   private readonly creditThreshold: number;
   private readonly maxStreams: number;
+  private readonly resumeTimeoutMs: number;
   private nextId: number;
   private lastRemoteId = 0;
   private started = false;
@@ -183,6 +292,7 @@ export class Mux {
     this.receiveWindow = Math.min(MAX_WINDOW, Math.max(INITIAL_WINDOW, opts.receiveWindow ?? DEFAULT_RECEIVE_WINDOW));
     this.creditThreshold = Math.max(16 * 1024, Math.floor(this.receiveWindow / 4));
     this.maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS;
+    this.resumeTimeoutMs = opts.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;
   }
 
   get streamCount(): number {
@@ -193,20 +303,42 @@ export class Mux {
     return this.closedWith !== null;
   }
 
-  /** Opens a stream; usable at once (frames wait for start()). */
-  openStream(header: object): MuxStream {
-    if (this.closedWith) throw new Error("session is closed", { cause: this.closedWith });
+  /**
+   * Opens a stream; usable at once (frames wait for start()). With `resumeToken` (32 hex digits,
+   * unique) the stream is resumable: it travels in the header as `resume_token`.
+   */
+  openStream(header: object, resumeToken?: string): MuxStream {
     if (header === null || typeof header !== "object" || Array.isArray(header)) throw new TypeError("stream header must be a JSON object");
-    const json = Buffer.from(JSON.stringify(header), "utf8");
+    if ("resume_token" in header) throw new TypeError("resume_token is reserved in stream headers");
+    if (resumeToken !== undefined && !RESUME_TOKEN.test(resumeToken)) throw new TypeError("a resume token is 32 lowercase hex digits");
+    const json = Buffer.from(JSON.stringify(resumeToken ? { ...header, resume_token: resumeToken } : header), "utf8");
     if (json.length > MAX_OPEN_HEADER_BYTES) throw new RangeError(`stream header is ${json.length} bytes; at most ${MAX_OPEN_HEADER_BYTES} allowed`);
+    const stream = new MuxStream(this, this.allocateId());
+    stream.token = resumeToken;
+    this.streams.set(stream.id, stream);
+    this.writeFrame(frame(FRAME_OPEN, stream.id, json));
+    this.grantInitial(stream);
+    return stream;
+  }
+
+  /** Moves a suspended resumable stream (of this side's opening) onto this session. */
+  resume(stream: MuxStream): void {
+    if (!stream.resumable) throw new TypeError("only a resumable stream can be resumed");
+    if (!stream.suspended) throw new Error(stream.destroyed ? "the stream is destroyed" : "the stream is not suspended");
+    const id = this.allocateId();
+    stream.attach(this, id);
+    stream.awaitingResume = true;
+    this.streams.set(id, stream);
+    this.writeFrame(frame(FRAME_RESUME, id, Buffer.from(JSON.stringify({ token: stream.token, received: stream.receivedBytes, fin: stream.remoteFin }))));
+    this.grantInitial(stream);
+  }
+
+  private allocateId(): number {
+    if (this.closedWith) throw new Error("session is closed", { cause: this.closedWith });
     if (this.nextId > MAX_STREAM_ID) throw new Error("stream ids exhausted; open a new session");
     const id = this.nextId;
     this.nextId += 2;
-    const stream = new MuxStream(this, id);
-    this.streams.set(id, stream);
-    this.writeFrame(frame(FRAME_OPEN, id, json));
-    this.grantInitial(stream);
-    return stream;
+    return id;
   }
 
   /** The channel is verified: frames may flow. */
@@ -230,14 +362,21 @@ export class Mux {
     this.writeFrame(frame(type, 0, payload));
   }
 
-  /** Destroys every stream with err; nothing is sent any more. */
-  destroy(err: Error): void {
+  /**
+   * Nothing is sent any more. Every stream is destroyed with err, except, when `suspend` (the
+   * transport failed, the peer did not close), resumable ones: they wait to be resumed elsewhere.
+   */
+  destroy(err: Error, suspend = false): void {
     if (this.closedWith) return;
     this.closedWith = err;
     this.preStart = [];
     this.readyQueue = [];
-    for (const s of [...this.streams.values()]) s.destroy(err);
+    const streams = [...this.streams.values()];
     this.streams.clear();
+    for (const s of streams) {
+      if (suspend && s.resumable) s.suspend(err, this.resumeTimeoutMs);
+      else s.destroy(err);
+    }
   }
 
   /** One message from the channel. */
@@ -263,6 +402,10 @@ export class Mux {
         return this.onFin(id);
       case FRAME_RST:
         return this.onRst(id, payload);
+      case FRAME_RESUME:
+        return this.onResume(id, payload);
+      case FRAME_RESUMED:
+        return this.onResumed(id, payload);
       default:
         return this.protocolError(`unknown frame type ${type}`);
     }
@@ -272,7 +415,7 @@ export class Mux {
 
   /** @internal */
   schedule(s: MuxStream): void {
-    if (this.closedWith) return;
+    if (this.closedWith || s.awaitingResume) return;
     if (!s.queued && s.pending !== null && s.sendWindow > 0) {
       s.queued = true;
       this.readyQueue.push(s);
@@ -288,7 +431,7 @@ export class Mux {
       while (this.started && !this.blocked && !this.closedWith && this.readyQueue.length > 0) {
         const s = this.readyQueue.shift()!;
         s.queued = false;
-        if (s.destroyed || s.pending === null || s.sendWindow <= 0) continue;
+        if (s.destroyed || s.pending === null || s.sendWindow <= 0 || s.mux !== this) continue;
         this.sendData(s);
         if (!s.queued && s.pending !== null && s.sendWindow > 0) {
           s.queued = true;
@@ -321,19 +464,63 @@ export class Mux {
     }
     p.remaining -= n;
     s.sendWindow -= n;
+    s.sentBytes += n;
     this.bytesOut += n;
+    // A copy: the frame buffer is encrypted in place, and the writer may reuse its chunks.
+    if (s.resumable) s.unacked.push(Buffer.from(f.subarray(FRAME_HEADER_BYTES, len)));
     if (!this.opts.write(f)) this.blocked = true;
     if (p.remaining === 0) {
       s.pending = null;
+      if (s.finAfterPending) this.sendFin(s);
       p.cb();
     }
   }
 
   /** @internal */
   sendFin(s: MuxStream): void {
-    if (this.closedWith || !this.streams.has(s.id)) return;
+    if (this.closedWith || this.streams.get(s.id) !== s) return;
+    if (s.pending !== null || s.awaitingResume) {
+      s.finAfterPending = true;
+      return;
+    }
+    s.finAfterPending = false;
     this.writeFrame(frame(FRAME_FIN, s.id));
     this.detachIfDone(s);
+  }
+
+  /** @internal The stream moved to another session: forget it without a word to this peer. */
+  release(s: MuxStream): void {
+    if (this.streams.get(s.id) !== s) return;
+    this.streams.delete(s.id);
+    if (s.queued) {
+      s.queued = false;
+      this.readyQueue = this.readyQueue.filter((q) => q !== s);
+    }
+  }
+
+  /**
+   * After a move: the peer has `peerReceived` of our bytes (and our FIN if `peerHasFin`). What it
+   * lacks is sent again, ahead of anything still waiting to be sent.
+   */
+  private rewind(s: MuxStream, peerReceived: number, peerHasFin: boolean): void {
+    if (peerReceived < s.ackedBytes || peerReceived > s.sentBytes) {
+      s.reset(`cannot resume: the peer has ${peerReceived} bytes, this side kept ${s.ackedBytes} to ${s.sentBytes}`);
+      return;
+    }
+    s.acknowledge(peerReceived - s.ackedBytes);
+    const again = s.unacked;
+    const length = s.sentBytes - s.ackedBytes;
+    s.unacked = [];
+    s.sentBytes = peerReceived;
+    if (length > 0) {
+      const p = s.pending;
+      const rest = p ? [p.chunks[p.index]!.subarray(p.offset), ...p.chunks.slice(p.index + 1)] : [];
+      s.pending = { chunks: [...again, ...rest], index: 0, offset: 0, remaining: length + (p?.remaining ?? 0), cb: p?.cb ?? (() => {}) };
+    }
+    s.finAfterPending = false;
+    if (s.localFin && !peerHasFin) this.sendFin(s);
+    else this.detachIfDone(s);
+    this.schedule(s);
   }
 
   /**
@@ -358,9 +545,9 @@ export class Mux {
     this.writeFrame(windowFrame(s.id, inc));
   }
 
+  /** Always sent, even for 0: the peer tells this grant from acknowledgements by its place. */
   private grantInitial(s: MuxStream): void {
     const extra = this.receiveWindow - INITIAL_WINDOW;
-    if (extra <= 0) return;
     s.recvAllowance += extra;
     this.writeFrame(windowFrame(s.id, extra));
   }
@@ -409,6 +596,10 @@ export class Mux {
       return this.protocolError("stream header is not JSON");
     }
     if (header === null || typeof header !== "object" || Array.isArray(header)) return this.protocolError("stream header is not a JSON object");
+    const h = header as Record<string, unknown>;
+    const token = h.resume_token;
+    if (token !== undefined && (typeof token !== "string" || !RESUME_TOKEN.test(token))) return this.protocolError("resume_token is not 32 hex digits");
+    delete h.resume_token;
     this.lastRemoteId = id;
     const stream = new MuxStream(this, id);
     this.streams.set(id, stream);
@@ -417,7 +608,44 @@ export class Mux {
       stream.reset(`too many streams (limit ${this.maxStreams})`);
       return;
     }
-    if (!this.opts.onStream(header as Record<string, unknown>, stream)) stream.reset("no handler for incoming streams");
+    if (token !== undefined && this.opts.resumable) {
+      if (!this.opts.resumable.add(token, stream)) return stream.reset("resume token already in use");
+      stream.token = token;
+    }
+    if (!this.opts.onStream(h, stream)) stream.reset("no handler for incoming streams");
+  }
+
+  private onResume(id: number, payload: Buffer): void {
+    if (this.isLocalId(id)) return this.protocolError(`peer resumed stream ${id} with our id parity`);
+    if (id <= this.lastRemoteId) return this.protocolError(`stream id ${id} reused or out of order`);
+    const msg = parseJson(payload);
+    const { token, received, fin } = (msg ?? {}) as Record<string, unknown>;
+    if (typeof token !== "string" || !RESUME_TOKEN.test(token) || !Number.isSafeInteger(received) || (received as number) < 0 || typeof fin !== "boolean") {
+      return this.protocolError("RESUME is not {token, received, fin}");
+    }
+    this.lastRemoteId = id;
+    const s = this.opts.resumable?.find(token);
+    if (!s || s.destroyed || s.awaitingResume) {
+      this.writeFrame(frame(FRAME_RST, id, reasonBytes("no such stream to resume")));
+      return;
+    }
+    // The peer saw its old session die, maybe before we saw ours: it moves here either way.
+    s.mux?.release(s);
+    s.attach(this, id);
+    this.streams.set(id, s);
+    this.writeFrame(frame(FRAME_RESUMED, id, Buffer.from(JSON.stringify({ received: s.receivedBytes, fin: s.remoteFin }))));
+    this.grantInitial(s);
+    this.rewind(s, received as number, fin);
+  }
+
+  private onResumed(id: number, payload: Buffer): void {
+    const s = this.streams.get(id);
+    if (!s) return this.unknownStream(id, "RESUMED");
+    if (!s.awaitingResume) return this.protocolError(`RESUMED for stream ${id}, which was not resumed`);
+    const { received, fin } = (parseJson(payload) ?? {}) as Record<string, unknown>;
+    if (!Number.isSafeInteger(received) || (received as number) < 0 || typeof fin !== "boolean") return this.protocolError("RESUMED is not {received, fin}");
+    s.awaitingResume = false;
+    this.rewind(s, received as number, fin);
   }
 
   private onData(id: number, payload: Buffer): void {
@@ -427,6 +655,7 @@ export class Mux {
     if (payload.length > MAX_DATA_PAYLOAD) return this.protocolError(`DATA frame of ${payload.length} bytes`);
     if (payload.length > s.recvAllowance) return this.protocolError(`peer exceeded the flow-control window on stream ${id}`);
     s.recvAllowance -= payload.length;
+    s.receivedBytes += payload.length;
     this.bytesIn += payload.length;
     if (payload.length === 0) return;
     s.recvQueue.push(payload);
@@ -440,6 +669,8 @@ export class Mux {
     const inc = payload.readUInt32BE(0);
     if (s.sendWindow + inc > MAX_WINDOW) return this.protocolError(`window overflow on stream ${id}`);
     s.sendWindow += inc;
+    if (!s.initialGrantSeen) s.initialGrantSeen = true;
+    else if (s.resumable) s.acknowledge(inc);
     if (s.pending !== null) this.schedule(s);
   }
 
@@ -485,6 +716,14 @@ export class Mux {
   private protocolError(message: string): void {
     if (this.closedWith) return;
     this.opts.onProtocolError(new ProtocolError(message));
+  }
+}
+
+function parseJson(payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString("utf8"));
+  } catch {
+    return undefined;
   }
 }
 

@@ -11,11 +11,13 @@
 // i.e. both sides agreed. The initiator writes optimistically right after verifying (its data can
 // only be read by the pinned key), so a stream opened at once costs no extra round trip.
 import type { KeyPair } from "../keys.js";
+import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
 import type NoiseSecretStream from "@hyperswarm/secret-stream";
 import { SecretStream } from "../cjs.js";
 import { FRAME_GOAWAY, FRAME_HEADER_BYTES, FRAME_HELLO, Mux, type MuxStream, ProtocolError } from "./mux.js";
+import type { ResumableStreams } from "./resumable-streams.js";
 
 
 export interface SessionOptions {
@@ -30,6 +32,8 @@ export interface SessionOptions {
   receiveWindow?: number;
   /** Streams the peer may have open at once; beyond, new ones are reset. Default 256 (so a peer can make us buffer at most 256 × receiveWindow). */
   maxStreams?: number;
+  /** How long a resumable stream waits, after its session failed, to be resumed on another. Default 60 s. */
+  resumeTimeoutMs?: number;
 }
 
 export interface InitiateOptions extends SessionOptions {
@@ -40,6 +44,11 @@ export interface InitiateOptions extends SessionOptions {
 export interface AcceptOptions extends SessionOptions {
   /** Decides, after the handshake and before anything is served, whether this peer may talk. */
   allow(remotePublicKey: Buffer): boolean | Promise<boolean>;
+  /**
+   * Shared by the sessions of one acceptor: the peer's resumable streams are kept here, so one
+   * that lost its session can be resumed on another (by the same peer key only).
+   */
+  resumable?: ResumableStreams;
 }
 
 export interface SessionStats {
@@ -136,8 +145,14 @@ export class Session extends EventEmitter {
       this.resolveClosed = resolve;
     });
 
+    const registry = (opts as AcceptOptions).resumable;
     this.mux = new Mux({
       isInitiator,
+      resumable: registry && {
+        add: (token, stream) => registry.add(this.sec.remotePublicKey!, token, stream),
+        find: (token) => registry.find(this.sec.remotePublicKey!, token),
+      },
+      resumeTimeoutMs: opts.resumeTimeoutMs,
       write: (frame) => this.sec.write(frame),
       alloc: (len) => this.sec.alloc(len),
       onStream: (header, stream) => {
@@ -154,12 +169,12 @@ export class Session extends EventEmitter {
     // Empty messages are keep-alives; never let one reach the mux even if the peer's setting differs.
     this.sec = new SecretStream(isInitiator, transport, { keyPair, filterZeroByteMessages: true });
     this.sec.on("handshake", () => this.onHandshake());
-    this.sec.on("error", (err) => this.shutdown(describeChannelError(err, this.timeoutMs), { hard: true }));
+    this.sec.on("error", (err) => this.shutdown(describeChannelError(err, this.timeoutMs), { hard: true, lost: true }));
     this.sec.on("end", () => {
-      if (!this.closing) this.shutdown(new Error("the peer ended the transport without closing the session"), {});
+      if (!this.closing) this.shutdown(new Error("the peer ended the transport without closing the session"), { lost: true });
     });
     this.sec.on("close", () => {
-      if (!this.closing) this.shutdown(new Error("transport closed"), { hard: true });
+      if (!this.closing) this.shutdown(new Error("transport closed"), { hard: true, lost: true });
       this.finalize();
     });
     this.sec.on("drain", () => this.mux.drained());
@@ -189,8 +204,22 @@ export class Session extends EventEmitter {
    * Opens a stream carrying `header` (a JSON object, at most 4 KiB) to the peer, which gets it in
    * its 'stream' event. Usable at once: writes wait for the session. Throws once closed.
    */
-  openStream(header: object): SessionStream {
-    return this.mux.openStream(header);
+  openStream(header: object, opts: { resumable?: boolean } = {}): SessionStream {
+    return this.mux.openStream(header, opts.resumable ? randomBytes(16).toString("hex") : undefined);
+  }
+
+  /**
+   * Moves a suspended resumable stream (one this side opened, whose session failed) onto this
+   * session; the peer must be the same. If the peer no longer has it, the stream fails.
+   */
+  resumeStream(stream: SessionStream): void {
+    if (this.closing) throw new Error("session is closed", { cause: this.error });
+    this.mux.resume(stream);
+  }
+
+  /** Closing or closed: no stream can be opened or resumed on it. */
+  get isClosing(): boolean {
+    return this.closing;
   }
 
   /** Closes the session: the peer is told (with err's message as the reason), every stream is destroyed. */
@@ -282,13 +311,14 @@ export class Session extends EventEmitter {
    * it should be). Otherwise a GOAWAY (if given) and our end are sent, and we linger briefly for the
    * peer's end so the GOAWAY is delivered.
    */
-  private shutdown(err: Error | undefined, how: { goaway?: string; hard?: boolean }): void {
+  private shutdown(err: Error | undefined, how: { goaway?: string; hard?: boolean; lost?: boolean }): void {
     if (this.closing) return;
     this.closing = true;
     this.error = err;
     clearTimeout(this.handshakeTimer);
     if (!this.isReady) this.rejectReady(err ?? new Error("session closed before it was established"));
-    this.mux.destroy(err ? new Error(`session closed: ${err.message}`, { cause: err }) : new Error("session closed"));
+    // Resumable streams outlive a session whose transport was lost (nobody chose to close it).
+    this.mux.destroy(err ? new Error(`session closed: ${err.message}`, { cause: err }) : new Error("session closed"), how.lost === true);
 
     const sec = this.sec;
     if (sec.destroying || sec.destroyed) return; // 'close' follows and finalizes
