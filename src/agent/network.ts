@@ -9,11 +9,13 @@ import type { Logger } from "pino";
 import type { AgentConnectionInfo } from "../codersdk/index.js";
 import {
   CoordinationClient,
+  decodeKey,
   encodeKey,
   generateKeyPair,
   pickHomeRegion,
   RelayClient,
   relayLatencyChanged,
+  ResumableStreams,
   relayNodeUrl,
   Session,
   type KeyPair,
@@ -23,6 +25,8 @@ import {
 } from "../tailnet/index.js";
 
 const ANNOUNCE_GRACE_MS = 5_000;
+/** How long a client may be missing from the coordinator before its suspended streams are closed. */
+const CLIENT_GONE_GRACE_MS = 5_000;
 /** How often the relay latencies are measured again (jittered ±20%). */
 const RELAY_LATENCY_INTERVAL_MS = 60_000;
 
@@ -57,6 +61,8 @@ export class AgentNetwork {
   readonly keyPair: KeyPair = generateKeyPair();
   private readonly allowed = new Set<string>();
   private readonly sessions = new Set<Session>();
+  /** Clients' streams, kept across sessions: one whose path died waits here to be resumed. */
+  readonly resumable = new ResumableStreams();
   private coordination: CoordinationClient | undefined;
   private relay: RelayClient | undefined;
   private listener: Server | undefined;
@@ -97,8 +103,10 @@ export class AgentNetwork {
     }
     this.coordination = new CoordinationClient({ url: new URL("/api/v2/workspaceagents/me/coordinate", this.opts.coderUrl).toString(), token: this.opts.token, logger: this.log });
     this.coordination.on("peers", (peers) => {
+      const before = new Set(this.allowed);
       this.allowed.clear();
       for (const p of peers.values()) if (p.kind === "client") this.allowed.add(p.node.key);
+      for (const key of before) if (!this.allowed.has(key)) this.clientLeft(key);
     });
     this.coordination.start();
     this.node = { key: encodeKey(this.keyPair.publicKey), preferred_relay: region?.RegionID ?? 0, endpoints, relay_latency_ms: latencyMs };
@@ -133,7 +141,7 @@ export class AgentNetwork {
   private accept(transport: Duplex | UdxStream, via: "relay" | "tcp" | "udp", onReady?: () => void): void {
     transport.on("error", () => {});
     const path = via === "relay" ? "relay" : "direct";
-    const session = Session.accept(transport, { keyPair: this.keyPair, allow: (key) => this.isAllowed(encodeKey(key)) });
+    const session = Session.accept(transport, { keyPair: this.keyPair, allow: (key) => this.isAllowed(encodeKey(key)), resumable: this.resumable });
     this.sessions.add(session);
     session.on("stream", (header, stream) => this.opts.onStream(header, stream));
     session.ready.then(
@@ -144,6 +152,20 @@ export class AgentNetwork {
       (err: Error) => this.log.debug({ path, err: err.message }, "session refused"),
     );
     session.on("close", () => this.sessions.delete(session));
+  }
+
+  /**
+   * A client the coordinator no longer lists may only be reconnecting (its network, or a replica,
+   * went away): its suspended streams wait a little. One that stays away is gone, and so are they
+   * (an SSH session of a killed client must not linger for the whole resume timeout).
+   */
+  private clientLeft(key: string): void {
+    const timer = setTimeout(() => {
+      if (this.allowed.has(key) || this.closed) return;
+      const n = this.resumable.destroySuspended(new Error("the client went away"), decodeKey(key));
+      if (n) this.log.debug({ peer: key, streams: n }, "closed the streams of a client that went away");
+    }, CLIENT_GONE_GRACE_MS);
+    timer.unref();
   }
 
   /**
@@ -173,6 +195,7 @@ export class AgentNetwork {
     this.relay?.close();
     this.listener?.close();
     for (const s of this.sessions) s.close();
+    this.resumable.destroySuspended(new Error("the agent is shutting down"));
     // UDX streams die with their listener: let the sessions on them say goodbye first (a session
     // is closed within a couple of seconds whatever the peer does).
     const udx = this.udxListener;

@@ -3,7 +3,9 @@
 // direct endpoints; open an encrypted session through the relay, and a direct one when the
 // agent's endpoints (TCP or UDP) are reachable. New
 // streams take the direct path while it lives and fall back to the relay when it dies; a session
-// that died (the agent restarted) is dialed again on the next stream.
+// that died (the agent restarted) is dialed again on the next stream. Streams are resumable: when
+// the session under one fails (the direct path died, a relay replica went away), it moves to the
+// session that works now, and SSH or a forwarded connection goes on without a byte lost.
 import { EventEmitter } from "node:events";
 import { connect as tcpConnect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -11,7 +13,7 @@ import type { Node, PeerInfo } from "./coordination/protocol.js";
 import { decodeKey, encodeKey, generateKeyPair, type KeyPair } from "./keys.js";
 import { RelayClient } from "./relay/index.js";
 import { relayNodeUrl, type RelayMap } from "./relay-map.js";
-import { Session } from "./session/index.js";
+import { Session, type SessionStream } from "./session/index.js";
 import { dialUdx, type UdxStream } from "./udx/index.js";
 
 export type AgentPath = "relay" | "direct";
@@ -37,10 +39,12 @@ export interface AgentConnOptions {
 }
 
 const DIRECT_DIAL_TIMEOUT_MS = 1_500;
+/** How long a stream whose session failed waits for its agent to be reachable again. */
+const RESUME_AGENT_WAIT_MS = 15_000;
 /** How long a ready UDP direct session waits for the TCP one before it is taken instead. */
 const PREFER_TCP_GRACE_MS = 2_000;
 
-export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }> {
+export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error]; resumed: [AgentPath] }> {
   readonly keyPair: KeyPair = generateKeyPair();
   private relays = new Map<string, { client: RelayClient; connected: Promise<void> }>();
   private relaySession: Promise<Session> | undefined;
@@ -81,11 +85,10 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }
     return this.direct ? this.transport : undefined;
   }
 
-  private agentPeer(): Promise<PeerInfo> {
+  private agentPeer(timeoutMs = this.opts.timeoutMs ?? 30_000): Promise<PeerInfo> {
     const found = () => [...this.coordination.peers.values()].find((p) => p.kind === "agent");
     const now = found();
     if (now) return Promise.resolve(now);
-    const timeoutMs = this.opts.timeoutMs ?? 30_000;
     return new Promise((resolve, reject) => {
       const done = (err?: Error, p?: PeerInfo) => {
         clearTimeout(timer);
@@ -107,14 +110,20 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }
 
   /** The session streams go on: direct if up, else the relay's (dialed again if it died). */
   private async session(): Promise<{ session: Session; path: AgentPath }> {
-    if (this.closed) throw new Error("the connection to the agent is closed");
-    if (this.direct) return { session: this.direct, path: "direct" };
-    this.relaySession ??= this.dialRelay();
-    try {
-      return { session: await this.relaySession, path: "relay" };
-    } catch (err) {
-      this.relaySession = undefined;
-      throw err;
+    for (;;) {
+      if (this.closed) throw new Error("the connection to the agent is closed");
+      // A session that is closing is skipped at once: its 'close' (which forgets it) comes later.
+      if (this.direct && !this.direct.isClosing) return { session: this.direct, path: "direct" };
+      const pending = (this.relaySession ??= this.dialRelay());
+      let session: Session;
+      try {
+        session = await pending;
+      } catch (err) {
+        if (this.relaySession === pending) this.relaySession = undefined;
+        throw err;
+      }
+      if (!session.isClosing) return { session, path: "relay" };
+      if (this.relaySession === pending) this.relaySession = undefined;
     }
   }
 
@@ -155,6 +164,8 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }
       relay = made;
     }
     await relay.connected;
+    // Once connected, a relay client reconnects by itself after a drop: wait for that.
+    if (!relay.client.connected) await withTimeout(relay.client.connect(), this.opts.timeoutMs ?? 30_000, `the relay at ${url} is unreachable`);
     return relay.client;
   }
 
@@ -245,15 +256,55 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }
     this.emit("path", "direct");
   }
 
-  /** Opens a stream to one of the agent's services. */
-  async openStream(header: object): Promise<{ stream: Duplex; path: AgentPath }> {
+  /**
+   * Opens a stream to one of the agent's services. It is resumable unless told otherwise (a ping
+   * must measure the path it was opened on).
+   */
+  async openStream(header: object, opts: { resumable?: boolean } = {}): Promise<{ stream: Duplex; path: AgentPath }> {
     const { session, path } = await this.session();
-    return { stream: session.openStream(header), path };
+    const resumable = opts.resumable ?? true;
+    const stream = session.openStream(header, { resumable });
+    const agentKey = encodeKey(session.remotePublicKey ?? Buffer.alloc(0));
+    if (resumable) stream.on("suspend", (err: Error) => void this.resume(stream, agentKey, err));
+    return { stream, path };
+  }
+
+  /**
+   * Moves a stream whose session failed to the session that works now (dialing one if need be),
+   * once the agent is reachable again; tries again on failure (a relay still noticing its own
+   * drop, a coordinator reconnecting) for up to RESUME_AGENT_WAIT_MS. An agent with another key
+   * restarted: it has no such stream.
+   */
+  private async resume(stream: SessionStream, agentKey: string, cause: Error): Promise<void> {
+    const deadline = Date.now() + RESUME_AGENT_WAIT_MS;
+    for (let delay = 100; ; delay = Math.min(2 * delay, 2_000)) {
+      let failure: Error;
+      try {
+        const peer = await this.agentPeer(Math.max(0, deadline - Date.now())).catch(() => {
+          throw new Error(`the agent has not been reachable for ${RESUME_AGENT_WAIT_MS / 1000}s`);
+        });
+        if (peer.node.key !== agentKey) return fail(new Error("the agent restarted"));
+        const { session, path } = await this.session();
+        if (!stream.suspended) return;
+        session.resumeStream(stream);
+        this.opts.logger?.debug({ path, cause: cause.message }, "stream resumed");
+        this.emit("resumed", path);
+        return;
+      } catch (err) {
+        failure = err as Error;
+      }
+      if (!stream.suspended) return;
+      if (this.closed || Date.now() + delay >= deadline) return fail(failure);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+    function fail(err: Error): void {
+      stream.destroy(new Error(`${cause.message}; reconnecting failed: ${err.message}`, { cause }));
+    }
   }
 
   /** One round trip to the agent through its echo service. */
   async ping(): Promise<{ ms: number; path: AgentPath }> {
-    const { stream, path } = await this.openStream({ service: "ping" });
+    const { stream, path } = await this.openStream({ service: "ping" }, { resumable: false });
     try {
       const t0 = performance.now();
       const echoed = new Promise<void>((resolve, reject) => {
@@ -278,6 +329,12 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error] }
     for (const r of this.relays.values()) r.client.close();
     this.coordination?.close();
   }
+}
+
+/** `p`, or a rejection with `message` if it takes longer than `ms`. */
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer));
 }
 
 /** Resolves when `p` settles or after `ms`, whichever is first (and leaves no timer behind). */

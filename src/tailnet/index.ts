@@ -20,7 +20,7 @@ export {
   type RelayServerOptions,
   type RelayStats,
 } from "./relay/index.js";
-export { Session, type SessionStream } from "./session/index.js";
+export { ResumableStreams, Session, type SessionStream } from "./session/index.js";
 export { dialUdx, UdxListener, type DialUdxOptions, type UdxListenerOptions, type UdxStream } from "./udx/index.js";
 export { AgentConn, type AgentConnOptions, type AgentPath, type Coordination, type DirectTransport } from "./agent-conn.js";
 export { runSpeedtest, sendFor, type SpeedtestOptions, type SpeedtestRequest, type SpeedtestResult } from "./speedtest-client.js";

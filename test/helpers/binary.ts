@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { Writable } from "node:stream";
 import { onTestFinished } from "vitest";
 import { nodeFlags } from "../../src/buildinfo/index.js";
 
@@ -33,13 +34,21 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
   return startCli(args, env, timeoutMs).done;
 }
 
-/** A CLI run whose output can be read while it runs; `done` settles when it exits (killed after timeoutMs). */
-export function startCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): { output: CliResult; done: Promise<CliResult> } {
+/**
+ * A CLI run whose output can be read while it runs; `done` settles when it exits (killed after
+ * timeoutMs). With `stdin`, its standard input is `input` (else it has none).
+ */
+export function startCli(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 30_000,
+  opts: { stdin?: boolean } = {},
+): { output: CliResult; done: Promise<CliResult>; input: Writable | null } {
   const output: CliResult = { code: null, stdout: "", stderr: "" };
+  const child = spawn(process.execPath, [...nodeFlags, CODER_BIN, ...args], { env: cleanEnv(env), stdio: [opts.stdin ? "pipe" : "ignore", "pipe", "pipe"] });
   const done = new Promise<CliResult>((res, rej) => {
-    const child = spawn(process.execPath, [...nodeFlags, CODER_BIN, ...args], { env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.on("data", (d) => (output.stdout += d));
-    child.stderr.on("data", (d) => (output.stderr += d));
+    child.stdout!.on("data", (d) => (output.stdout += d));
+    child.stderr!.on("data", (d) => (output.stderr += d));
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     child.on("error", rej);
     child.on("close", (code) => {
@@ -48,7 +57,7 @@ export function startCli(args: string[], env: Record<string, string> = {}, timeo
       res(output);
     });
   });
-  return { output, done };
+  return { output, done, input: child.stdin };
 }
 
 export interface ServerProcess {

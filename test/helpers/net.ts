@@ -35,7 +35,7 @@ function bindable(port: number): Promise<boolean> {
 }
 
 /** A TCP proxy to a loopback port that records every byte passing in either direction. */
-export async function captureProxy(targetPort: number): Promise<{ port: number; captured(): Buffer; close(): Promise<void> }> {
+export async function captureProxy(targetPort: number): Promise<{ port: number; captured(): Buffer; cut(): number; close(): Promise<void> }> {
   const chunks: Buffer[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
@@ -56,6 +56,12 @@ export async function captureProxy(targetPort: number): Promise<{ port: number; 
   return {
     port: (server.address() as { port: number }).port,
     captured: () => Buffer.concat(chunks),
+    /** Drops every connection through it, as a load balancer that restarts would; returns how many. */
+    cut: () => {
+      const n = sockets.size;
+      for (const s of sockets) s.destroy();
+      return n;
+    },
     close: () =>
       new Promise<void>((res) => {
         for (const s of sockets) s.destroy();

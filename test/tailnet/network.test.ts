@@ -132,6 +132,22 @@ describe("the tunnel", () => {
     }
   });
 
+  it("keeps an SSH session going when every connection through the proxy is cut: relay, coordinator and agent reconnect, the stream resumes", async () => {
+    const ssh = startCli(["--config-dir", cfg, "ssh", "net", "--", "cat"], { CODER_BLOCK_DIRECT: "1" }, 60_000, { stdin: true });
+    const echoed = (text: string) => vi.waitFor(() => expect(ssh.output.stdout).toContain(text), { timeout: 30_000, interval: 50 });
+    ssh.input!.write("before the cut\n");
+    await echoed("before the cut\n");
+    // The client's relay and coordinator connections, and the agent's, all go at once.
+    expect(proxy.cut()).toBeGreaterThanOrEqual(4);
+    ssh.input!.write("after the cut\n");
+    await echoed("after the cut\n");
+    ssh.input!.end("the end\n");
+    const r = await ssh.done;
+    expect(r.stdout).toBe("before the cut\nafter the cut\nthe end\n");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+  });
+
   it("reports a killed agent clearly, and works again once the agent is back", async () => {
     const proc = agentProcess(agent.id);
     const child = spawn(process.execPath, [CODER_BIN, "--config-dir", cfg, "ssh", "net", "--", "echo started; sleep 60"], { stdio: ["ignore", "pipe", "pipe"] });

@@ -25,7 +25,7 @@ export async function run(globals: GlobalOptions, cmd: Command, target: string):
   const servers: Server[] = [];
   const signal = untilSignal();
   try {
-    conn.on("lost", (err) => say(`Lost the connection to the agent of "${workspace.name}" (${err.message}); new connections will reconnect`));
+    conn.on("lost", (err) => say(`Lost the connection to the agent of "${workspace.name}" (${err.message}); reconnecting`));
     conn.on("path", (path) => say(path === "direct" ? "Connected to the agent directly" : "The direct path to the agent is gone; using the relay"));
     // The direct path may already be up (it is tried while the relay session is dialed).
     if (conn.path === "direct") say("Connected to the agent directly");

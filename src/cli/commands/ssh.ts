@@ -5,7 +5,6 @@ import { connect as tcpConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Command } from "commander";
 import type { ClientChannel } from "ssh2";
-import type { AgentConn } from "../../codersdk/index.js";
 import { dialTarget } from "../agent-dial.js";
 import { CliError } from "../errors.js";
 import type { GlobalOptions } from "../session.js";
@@ -25,17 +24,19 @@ export async function run(globals: GlobalOptions, cmd: Command, target: string, 
   const { agent, conn } = await dialTarget(globals, target, { wait: o.wait === false ? "none" : "ready", quiet: o.stdio });
   try {
     const { stream } = await conn.openStream({ service: "ssh" });
-    if (o.stdio) await pipeStdio(stream, conn);
+    if (o.stdio) await pipeStdio(stream);
     else process.exitCode = await interactive(stream, agent.ssh_host_public_key, args.length ? args : command, o);
   } finally {
     conn.close();
   }
 }
 
-/** ProxyCommand mode: bytes only, until either side ends. */
-function pipeStdio(stream: Duplex, conn: AgentConn): Promise<void> {
+/**
+ * ProxyCommand mode: bytes only, until either side ends. A failed session is no reason to stop:
+ * the stream moves to a working path; only its own failure ends this.
+ */
+function pipeStdio(stream: Duplex): Promise<void> {
   return new Promise((resolve, reject) => {
-    conn.on("lost", (err) => reject(new CliError(`lost the connection to the agent: ${err.message}`)));
     stream.on("error", (err) => reject(new CliError(`lost the connection to the agent: ${err.message}`)));
     process.stdin.pipe(stream);
     stream.pipe(process.stdout);

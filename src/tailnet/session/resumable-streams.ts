@@ -18,6 +18,18 @@ export class ResumableStreams {
     return n;
   }
 
+  /** Fails the streams still waiting for their opener (all, or one peer's); returns how many. */
+  destroySuspended(err: Error, peer?: Uint8Array): number {
+    const only = peer && Buffer.from(peer).toString("hex");
+    let n = 0;
+    for (const e of [...this.byToken.values()]) {
+      if (!e.stream.suspended || (only && e.peer !== only)) continue;
+      e.stream.destroy(err);
+      n++;
+    }
+    return n;
+  }
+
   /** @internal false when the token is taken (by anyone: tokens are random, a clash is a misuse). */
   add(peer: Uint8Array, token: string, stream: MuxStream): boolean {
     if (this.byToken.has(token)) return false;
