@@ -1,11 +1,12 @@
 // Three real replicas on one Postgres behind real nginx: everything through the load balancer,
 // tunnels across replicas through the relay mesh, build logs followed on one replica while
-// another runs the job, and a replica killed with SIGKILL under a connected agent.
+// another runs the job, and a replica killed with SIGKILL under a connected agent (and an open
+// SSH session, which carries on).
 import pg from "pg";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Client, type Replica } from "../../src/codersdk/index.js";
 import { agentWhen } from "../helpers/agents.js";
-import { runCli } from "../helpers/binary.js";
+import { runCli, startCli } from "../helpers/binary.js";
 import { startCluster, type ClusterReplica } from "../helpers/cluster.js";
 import { DEFAULT_PASSWORD } from "../helpers/coderd.js";
 import { pushTemplate, waitForBuild } from "../helpers/templates.js";
@@ -114,6 +115,12 @@ describe("three replicas behind nginx", () => {
       const before = await counts(cluster.databaseUrl, workspace.id);
       expect(before.jobLogs).toBeGreaterThan(0);
 
+      // An SSH session open across the kill: its stream moves to the agent's new replica.
+      const held = startCli(["--config-dir", cfg, "ssh", "dev", "--", "cat"], {}, 90_000, { stdin: true });
+      const echoed = (text: string) => vi.waitFor(() => expect(held.output.stdout).toContain(text), { timeout: 30_000, interval: 50 });
+      held.input!.write("before the kill\n");
+      await echoed("before the kill\n");
+
       // SIGKILL the replica that serves the agent: no goodbye, no stopped_at.
       a.process.proc.kill("SIGKILL");
       await a.process.exited;
@@ -127,6 +134,11 @@ describe("three replicas behind nginx", () => {
       const again = await cli(["ssh", "dev", "--", "echo", "after-failover"]);
       expect(again.stdout.trim()).toBe("after-failover");
       expect(again.code).toBe(0);
+      held.input!.end("after the kill\n");
+      const kept = await held.done;
+      expect(kept.stdout).toBe("before the kill\nafter the kill\n");
+      expect(kept.stderr).toBe("");
+      expect(kept.code).toBe(0);
 
       const left = await replicasWhen(viaB, (rs) => rs.length === 2, 15_000);
       expect(left.map((r) => r.id)).not.toContain(idOf(a));
