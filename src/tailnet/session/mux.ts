@@ -10,7 +10,8 @@
 //   FIN     the sender will send no more DATA on this stream (half-close)
 //   RST     abort the stream; payload = optional UTF-8 reason
 //   RESUME  a resumable stream moves here from a session that died; payload = JSON
-//           {token, received, fin}: the bytes we received of it, and whether its FIN came
+//           {token, received, fin, header?}: the bytes we received of it, whether its FIN came,
+//           and its OPEN header if the peer never confirmed the stream
 //   RESUMED the peer took the stream over; payload = JSON {received, fin}, the same from its side
 //   HELLO, GOAWAY  session-level frames on stream id 0, handled by the session
 //
@@ -27,7 +28,9 @@
 // opener moves it to another session with RESUME. Both sides then say how much they received and
 // send the rest again, so the reader sees every byte once and in order. Acknowledgement is the
 // flow-control credit itself: after the peer's first WINDOW frame on a stream (its initial grant,
-// always sent), every increment is bytes its reader consumed.
+// always sent), every increment is bytes its reader consumed. What is kept are views of the
+// writer's own chunks, not copies (at gigabits a second the copies cost more GC than the crypto):
+// like a socket, a resumable stream expects a written chunk's memory not to be reused.
 import { Duplex } from "node:stream";
 
 export const FRAME_OPEN = 0x01;
@@ -55,6 +58,7 @@ export const DEFAULT_MAX_STREAMS = 256;
 const MAX_WINDOW = 0x7fffffff;
 const MAX_STREAM_ID = 0xffffffff;
 const RESUME_TOKEN = /^[0-9a-f]{32}$/;
+const EMPTY = Buffer.alloc(0);
 /** How long a suspended stream waits to be resumed before it fails. */
 export const DEFAULT_RESUME_TIMEOUT_MS = 60_000;
 
@@ -123,12 +127,19 @@ export class MuxStream extends Duplex {
   sentBytes = 0;
   /** @internal */ ackedBytes = 0;
   /** @internal */ receivedBytes = 0;
-  /** @internal copies of the bytes sent and not yet acknowledged (resumable streams only) */
+  /** @internal the bytes sent and not yet acknowledged, from unackedHead on (resumable streams only) */
   unacked: Buffer[] = [];
+  private unackedHead = 0;
   /** @internal the peer's first WINDOW frame is its initial grant, not an acknowledgement */
   initialGrantSeen = false;
   /** @internal queued bytes that came over an earlier session: consuming them returns no credit */
   creditDebt = 0;
+  /**
+   * @internal the OPEN header of a resumable stream until the peer shows it has the stream (its
+   * first WINDOW): a session that died before its OPEN arrived leaves nothing to resume, so the
+   * RESUME carries the header and the peer opens the stream then.
+   */
+  openHeader: string | undefined;
   /** @internal RESUME sent, RESUMED not yet back: where the peer stands is unknown, send nothing */
   awaitingResume = false;
   /** @internal our FIN goes out once the pending bytes are sent */
@@ -180,20 +191,41 @@ export class MuxStream extends Duplex {
     this.creditDebt = this.recvQueue.reduce((n, b) => n + b.length, 0);
   }
 
-  /** @internal The peer's reader consumed n more of our bytes: drop their copies. */
+  /** @internal The peer's reader consumed n more of our bytes: let them go. */
   acknowledge(n: number): void {
     n = Math.min(n, this.sentBytes - this.ackedBytes);
     this.ackedBytes += n;
+    const q = this.unacked;
     while (n > 0) {
-      const head = this.unacked[0]!;
+      const head = q[this.unackedHead]!;
       if (head.length <= n) {
-        this.unacked.shift();
+        q[this.unackedHead++] = EMPTY;
         n -= head.length;
       } else {
-        this.unacked[0] = head.subarray(n);
+        q[this.unackedHead] = head.subarray(n);
         n = 0;
       }
     }
+    // Tiny writes make long queues: drop the consumed front now and then, not on every ack.
+    if (this.unackedHead > 1024 && this.unackedHead * 2 > q.length) {
+      this.unacked = q.slice(this.unackedHead);
+      this.unackedHead = 0;
+    }
+  }
+
+  /** @internal What is kept for sending again (always sentBytes - ackedBytes). */
+  get unackedBytes(): number {
+    let n = 0;
+    for (let i = this.unackedHead; i < this.unacked.length; i++) n += this.unacked[i]!.length;
+    return n;
+  }
+
+  /** @internal Takes the bytes sent and not acknowledged (to send them again). */
+  takeUnacked(): Buffer[] {
+    const rest = this.unacked.slice(this.unackedHead);
+    this.unacked = [];
+    this.unackedHead = 0;
+    return rest;
   }
 
   /**
@@ -246,7 +278,7 @@ export class MuxStream extends Duplex {
     clearTimeout(this.suspendTimer);
     this.pending = null;
     this.recvQueue = [];
-    this.unacked = [];
+    this.takeUnacked();
     this.mux?.streamDestroyed(this, err);
     cb(err);
   }
@@ -315,6 +347,7 @@ export class Mux {
     if (json.length > MAX_OPEN_HEADER_BYTES) throw new RangeError(`stream header is ${json.length} bytes; at most ${MAX_OPEN_HEADER_BYTES} allowed`);
     const stream = new MuxStream(this, this.allocateId());
     stream.token = resumeToken;
+    if (resumeToken) stream.openHeader = JSON.stringify(header);
     this.streams.set(stream.id, stream);
     this.writeFrame(frame(FRAME_OPEN, stream.id, json));
     this.grantInitial(stream);
@@ -329,7 +362,8 @@ export class Mux {
     stream.attach(this, id);
     stream.awaitingResume = true;
     this.streams.set(id, stream);
-    this.writeFrame(frame(FRAME_RESUME, id, Buffer.from(JSON.stringify({ token: stream.token, received: stream.receivedBytes, fin: stream.remoteFin }))));
+    const resume = { token: stream.token, received: stream.receivedBytes, fin: stream.remoteFin, header: stream.openHeader && JSON.parse(stream.openHeader) };
+    this.writeFrame(frame(FRAME_RESUME, id, Buffer.from(JSON.stringify(resume))));
     this.grantInitial(stream);
   }
 
@@ -455,6 +489,7 @@ export class Mux {
       const chunk = p.chunks[p.index]!;
       const take = Math.min(chunk.length - p.offset, len - at);
       chunk.copy(f, at, p.offset, p.offset + take);
+      if (s.resumable) s.unacked.push(chunk.subarray(p.offset, p.offset + take));
       at += take;
       p.offset += take;
       if (p.offset === chunk.length) {
@@ -466,8 +501,6 @@ export class Mux {
     s.sendWindow -= n;
     s.sentBytes += n;
     this.bytesOut += n;
-    // A copy: the frame buffer is encrypted in place, and the writer may reuse its chunks.
-    if (s.resumable) s.unacked.push(Buffer.from(f.subarray(FRAME_HEADER_BYTES, len)));
     if (!this.opts.write(f)) this.blocked = true;
     if (p.remaining === 0) {
       s.pending = null;
@@ -508,9 +541,8 @@ export class Mux {
       return;
     }
     s.acknowledge(peerReceived - s.ackedBytes);
-    const again = s.unacked;
+    const again = s.takeUnacked();
     const length = s.sentBytes - s.ackedBytes;
-    s.unacked = [];
     s.sentBytes = peerReceived;
     if (length > 0) {
       const p = s.pending;
@@ -601,8 +633,14 @@ export class Mux {
     if (token !== undefined && (typeof token !== "string" || !RESUME_TOKEN.test(token))) return this.protocolError("resume_token is not 32 hex digits");
     delete h.resume_token;
     this.lastRemoteId = id;
+    this.openRemote(id, h, token, false);
+  }
+
+  /** A stream the peer opened (by OPEN, or by a RESUME of one whose OPEN never arrived). */
+  private openRemote(id: number, h: Record<string, unknown>, token: string | undefined, byResume: boolean): void {
     const stream = new MuxStream(this, id);
     this.streams.set(id, stream);
+    if (byResume) this.writeFrame(frame(FRAME_RESUMED, id, Buffer.from(JSON.stringify({ received: 0, fin: false }))));
     this.grantInitial(stream);
     if (this.streams.size > this.maxStreams) {
       stream.reset(`too many streams (limit ${this.maxStreams})`);
@@ -618,13 +656,25 @@ export class Mux {
   private onResume(id: number, payload: Buffer): void {
     if (this.isLocalId(id)) return this.protocolError(`peer resumed stream ${id} with our id parity`);
     if (id <= this.lastRemoteId) return this.protocolError(`stream id ${id} reused or out of order`);
+    if (payload.length > MAX_OPEN_HEADER_BYTES + 256) return this.protocolError(`RESUME of ${payload.length} bytes`);
     const msg = parseJson(payload);
-    const { token, received, fin } = (msg ?? {}) as Record<string, unknown>;
-    if (typeof token !== "string" || !RESUME_TOKEN.test(token) || !Number.isSafeInteger(received) || (received as number) < 0 || typeof fin !== "boolean") {
-      return this.protocolError("RESUME is not {token, received, fin}");
+    const { token, received, fin, header } = (msg ?? {}) as Record<string, unknown>;
+    if (
+      typeof token !== "string" ||
+      !RESUME_TOKEN.test(token) ||
+      !Number.isSafeInteger(received) ||
+      (received as number) < 0 ||
+      typeof fin !== "boolean" ||
+      (header !== undefined && (header === null || typeof header !== "object" || Array.isArray(header)))
+    ) {
+      return this.protocolError("RESUME is not {token, received, fin, header?}");
     }
     this.lastRemoteId = id;
     const s = this.opts.resumable?.find(token);
+    if (!s && header && received === 0 && !fin && this.opts.resumable) {
+      // Its OPEN died with the old session: this is the stream's real start.
+      return this.openRemote(id, header as Record<string, unknown>, token, true);
+    }
     if (!s || s.destroyed || s.awaitingResume) {
       this.writeFrame(frame(FRAME_RST, id, reasonBytes("no such stream to resume")));
       return;
@@ -669,8 +719,10 @@ export class Mux {
     const inc = payload.readUInt32BE(0);
     if (s.sendWindow + inc > MAX_WINDOW) return this.protocolError(`window overflow on stream ${id}`);
     s.sendWindow += inc;
-    if (!s.initialGrantSeen) s.initialGrantSeen = true;
-    else if (s.resumable) s.acknowledge(inc);
+    if (!s.initialGrantSeen) {
+      s.initialGrantSeen = true;
+      s.openHeader = undefined;
+    } else if (s.resumable) s.acknowledge(inc);
     if (s.pending !== null) this.schedule(s);
   }
 

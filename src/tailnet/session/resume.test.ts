@@ -78,7 +78,9 @@ describe("resumable streams", () => {
     // Cut whichever transport carries the stream after 1.5 and 3 MiB came back.
     stream.on("data", (c: Buffer) => {
       got += c.length;
-      mostKept = Math.max(mostKept, stream.unacked.reduce((n, b) => n + b.length, 0), stream.sentBytes - stream.ackedBytes);
+      const kept = stream.unackedBytes;
+      if (kept !== stream.sentBytes - stream.ackedBytes) throw new Error(`kept ${kept} bytes for ${stream.sentBytes - stream.ackedBytes} unacknowledged`);
+      mostKept = Math.max(mostKept, kept);
       if ((cuts === 0 && got > 1.5 * MiB) || (cuts === 1 && got > 3 * MiB)) {
         cuts++;
         transports[0].destroy();
@@ -97,6 +99,48 @@ describe("resumable streams", () => {
     // The acceptor's copy moved too: one stream, now finished and forgotten.
     expect(p.served).toHaveLength(1);
     await waitFor(() => p.registry.size === 0);
+  });
+
+  it("many tiny writes (a typing user, a chatty protocol) resume as well", async () => {
+    const p = peers();
+    const transports = await tcpPair(cleanup);
+    const stream = p.connect(transports).client.openStream({}, { resumable: true });
+    stream.on("suspend", () => void tcpPair(cleanup).then((t) => p.connect(t).client.resumeStream(stream)));
+    const pieces = Array.from({ length: 30_000 }, (_, i) => Buffer.from(`${i % 10}key${i % 7}`));
+    const expected = Buffer.concat(pieces);
+    const echoed = drain(stream);
+    let got = 0;
+    stream.on("data", (c: Buffer) => (got += c.length));
+    const write = async (from: number, to: number) => {
+      for (let i = from; i < to; i++) if (!stream.write(pieces[i])) await once(stream, "drain");
+    };
+    await write(0, 15_000);
+    await waitFor(() => got > 1000);
+    transports[0].destroy();
+    await write(15_000, 30_000);
+    stream.end();
+    const out = await echoed;
+    expect(out.bytes).toBe(expected.length);
+    expect(out.hash).toBe(sha256(expected));
+  });
+
+  it("a stream whose OPEN died with its session starts on the next one, once", async () => {
+    const p = peers();
+    const headers: Array<Record<string, unknown>> = [];
+    p.onStream((h, s) => {
+      headers.push(h);
+      s.pipe(s);
+    });
+    const transports = await tcpPair(cleanup);
+    const first = p.connect(transports);
+    // Opened and written before the handshake; the transport dies before anything was sent.
+    const stream = first.client.openStream({ service: "echo" }, { resumable: true });
+    stream.on("suspend", () => void tcpPair(cleanup).then((t) => p.connect(t).client.resumeStream(stream)));
+    const echoed = drain(stream);
+    stream.end("hello, again");
+    transports[0].destroy();
+    expect((await echoed).data.toString()).toBe("hello, again");
+    expect(headers).toEqual([{ service: "echo" }]);
   });
 
   it("bytes lost in a transport that went silent are sent again, and the FIN with them", async () => {
