@@ -15,7 +15,10 @@
 //     API is polled through nginx every 50 ms until the agent shows as connected through another
 //     replica, and the real CLI (`coder ssh <ws> -- true`) is retried until it first succeeds.
 //     Then the replica starts again on the same port and the round ends once /api/v2/replicas
-//     lists three healthy replicas. The next kill waits until nginx routes to the restarted
+//     lists three healthy replicas. Meanwhile a `coder ssh <ws> -- cat` opened before the kill
+//     writes a numbered line every 20 ms: held_session_resumed_ms is the time from the kill until
+//     a line written after the victim exited came back (the stream moved to the agent's new replica), and the
+//     session must end with exit 0 and every line echoed once, in order. The next kill waits until nginx routes to the restarted
 //     replica again (fail_timeout of the shipped config after the last kill), so every round
 //     measures one replica's failure. Target: p50 under 5 s. A round in which something outside
 //     the benchmark killed the (detached) agent process is redone after starting it again.
@@ -362,6 +365,10 @@ export interface FailoverRound {
   ssh_first_error: string | null;
   /** From SIGKILL until GET /api/v2/replicas no longer listed the killed replica (heartbeat expiry). */
   replica_expired_ms: number | null;
+  /** From SIGKILL until an SSH session open across it echoed a line written after it. */
+  held_session_resumed_ms: number | null;
+  /** Why that session failed (it must end cleanly with every line echoed once, in order). */
+  held_session_error: string | null;
   /** From the restart until /api/v2/replicas listed three healthy replicas again. */
   restart_to_three_replicas_ms: number | null;
 }
@@ -377,6 +384,8 @@ function emptyRound(n: number): FailoverRound {
     ssh_attempts: 0,
     ssh_first_error: null,
     replica_expired_ms: null,
+    held_session_resumed_ms: null,
+    held_session_error: null,
     restart_to_three_replicas_ms: null,
   };
 }
@@ -446,6 +455,53 @@ function sshOnce(d: Deployment, workspace: string): { result: Promise<SshResult>
   return { result, kill: () => child.kill("SIGKILL") };
 }
 
+/** A `coder ssh <ws> -- cat` held open across a kill: a numbered line every 20 ms, echoed back. */
+function heldSession(d: Deployment, workspace: string) {
+  const child = spawn(process.execPath, [...nodeFlags, join(repoRoot(), "bin", "coder.js"), "--config-dir", d.cliConfigDir, "ssh", workspace, "--", "cat"], {
+    env: cleanEnv(),
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let out = "";
+  let stderr = "";
+  let echoed = 0;
+  const sentAt: number[] = [];
+  const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+  child.stdin!.on("error", () => {});
+  child.stdout!.on("data", (b: Buffer) => {
+    out += b.toString();
+    echoed = out.split("\n").length - 1;
+  });
+  child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
+  const ticker = setInterval(() => {
+    sentAt.push(performance.now());
+    child.stdin!.write(`${sentAt.length - 1}\n`);
+  }, 20);
+  return {
+    /** ms from t until a line written at or after t was echoed; null if that did not happen by the deadline. */
+    async echoedAfter(t: number, deadline: number): Promise<number | null> {
+      while (performance.now() < deadline && child.exitCode === null) {
+        const first = sentAt.findIndex((at) => at >= t);
+        if (first >= 0 && echoed > first) return ms(t);
+        await delay(5);
+      }
+      return null;
+    },
+    /** Ends the session: null if it exited 0 with every line echoed once, in order; else what went wrong. */
+    async finish(): Promise<string | null> {
+      clearInterval(ticker);
+      child.stdin!.end();
+      const code = await Promise.race([exited, delay(15_000).then(() => "timeout" as const)]);
+      if (code === "timeout") {
+        child.kill("SIGKILL");
+        return "did not exit within 15 s of its input ending";
+      }
+      if (code !== 0) return `exit ${code}: ${lastLine(stderr)}`;
+      if (out !== sentAt.map((_, i) => `${i}\n`).join("")) return `${echoed} lines echoed for ${sentAt.length} written, or not in order`;
+      return null;
+    },
+  };
+}
+
 const lastLine = (s: string) => s.trim().split("\n").pop()?.slice(0, 300) ?? "";
 
 /** Waits until /api/v2/replicas (through nginx) lists exactly `count` replicas, none of `gone`, none with an error. */
@@ -490,6 +546,11 @@ async function failoverRound(d: Deployment, n: number, workspace: string, agentI
     return out;
   }
   out.ssh_before_kill_ms = ms(t);
+  const held = heldSession(d, workspace);
+  if ((await held.echoedAfter(performance.now(), performance.now() + 30_000)) === null) {
+    out.error = `the held SSH session did not echo before the kill: ${await held.finish()}`;
+    return out;
+  }
 
   log(`round ${n}: SIGKILL ${victim.name} (serves the agent)`);
   const t0 = performance.now();
@@ -511,6 +572,12 @@ async function failoverRound(d: Deployment, n: number, workspace: string, agentI
     () => getJson<Replica[]>(`${base}/api/v2/replicas`, d.token),
     (rs) => !rs.some((r) => r.id === killedId),
   );
+  // Lines written before the victim is really gone may still pass through it: count from its exit.
+  const heldP = killed.then(async () => {
+    const gone = performance.now();
+    const after = await held.echoedAfter(gone, deadline);
+    return after === null ? null : Math.round(gone - t0) + after;
+  });
   let current: { kill(): void } | undefined;
   const sshP = (async (): Promise<number | null> => {
     while (performance.now() < deadline) {
@@ -525,7 +592,8 @@ async function failoverRound(d: Deployment, n: number, workspace: string, agentI
     return null;
   })();
   try {
-    [out.agent_reconnected_ms, out.ssh_ok_ms] = await Promise.all([agentP, sshP]);
+    [out.agent_reconnected_ms, out.ssh_ok_ms, out.held_session_resumed_ms] = await Promise.all([agentP, sshP, heldP]);
+    out.held_session_error = await held.finish();
     // The agent and ssh are back; how long the replica list takes to drop the dead one is context.
     out.replica_expired_ms = await expiredP;
   } finally {
@@ -534,7 +602,7 @@ async function failoverRound(d: Deployment, n: number, workspace: string, agentI
     await killed;
   }
   log(
-    `round ${n}: agent via another replica after ${out.agent_reconnected_ms} ms, ssh ok after ${out.ssh_ok_ms} ms (${out.ssh_attempts} attempts, ${out.ssh_before_kill_ms} ms before the kill), replica expired after ${out.replica_expired_ms} ms`,
+    `round ${n}: agent via another replica after ${out.agent_reconnected_ms} ms, ssh ok after ${out.ssh_ok_ms} ms (${out.ssh_attempts} attempts, ${out.ssh_before_kill_ms} ms before the kill), held session resumed after ${out.held_session_resumed_ms} ms${out.held_session_error ? ` but ${out.held_session_error}` : ""}, replica expired after ${out.replica_expired_ms} ms`,
   );
 
   // Back to three: the same port, config dir and environment.
@@ -546,6 +614,8 @@ async function failoverRound(d: Deployment, n: number, workspace: string, agentI
   const problems: string[] = [];
   if (out.agent_reconnected_ms === null) problems.push(`the agent did not show as connected through another replica within ${ROUND_DEADLINE_MS / 1000}s`);
   if (out.ssh_ok_ms === null) problems.push(`coder ssh did not succeed within ${ROUND_DEADLINE_MS / 1000}s (${out.ssh_first_error})`);
+  if (out.held_session_resumed_ms === null) problems.push(`the SSH session open across the kill did not carry on within ${ROUND_DEADLINE_MS / 1000}s`);
+  if (out.held_session_error) problems.push(`the SSH session open across the kill: ${out.held_session_error}`);
   if (problems.length) out.error = problems.join("; ");
   out.ok = problems.length === 0;
   return out;
@@ -684,6 +754,7 @@ export interface HaBenchmarkDoc {
     agent_killed_externally: number;
     agent_reconnected_ms: Stats;
     ssh_ok_ms: Stats;
+    held_session_resumed_ms: Stats;
     ssh_before_kill_ms: Stats;
     replica_expired_ms: Stats;
     poll_interval_ms: number;
@@ -940,6 +1011,7 @@ export async function runHaBenchmark(): Promise<{ doc: HaBenchmarkDoc; ok: boole
         agent_killed_externally: agentRestarts,
         agent_reconnected_ms: agentStats,
         ssh_ok_ms: sshStats,
+        held_session_resumed_ms: stats(rounds.map((r) => r.held_session_resumed_ms)),
         ssh_before_kill_ms: stats(rounds.map((r) => r.ssh_before_kill_ms)),
         replica_expired_ms: stats(rounds.map((r) => r.replica_expired_ms)),
         poll_interval_ms: POLL_MS,
