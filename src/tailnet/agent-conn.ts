@@ -165,7 +165,10 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error]; 
     }
     await relay.connected;
     // Once connected, a relay client reconnects by itself after a drop: wait for that.
-    if (!relay.client.connected) await withTimeout(relay.client.connect(), this.opts.timeoutMs ?? 30_000, `the relay at ${url} is unreachable`);
+    if (!relay.client.connected) {
+      await settledWithin(relay.client.connect(), this.opts.timeoutMs ?? 30_000);
+      if (!relay.client.connected) throw new Error(`the relay at ${url} is unreachable`);
+    }
     return relay.client;
   }
 
@@ -264,8 +267,10 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error]; 
     const { session, path } = await this.session();
     const resumable = opts.resumable ?? true;
     const stream = session.openStream(header, { resumable });
-    const agentKey = encodeKey(session.remotePublicKey ?? Buffer.alloc(0));
-    if (resumable) stream.on("suspend", (err: Error) => void this.resume(stream, agentKey, err));
+    if (resumable) {
+      const agentKey = encodeKey(session.remotePublicKey ?? Buffer.alloc(0));
+      stream.on("suspend", (err: Error) => void this.resume(stream, agentKey, err));
+    }
     return { stream, path };
   }
 
@@ -329,12 +334,6 @@ export class AgentConn extends EventEmitter<{ path: [AgentPath]; lost: [Error]; 
     for (const r of this.relays.values()) r.client.close();
     this.coordination?.close();
   }
-}
-
-/** `p`, or a rejection with `message` if it takes longer than `ms`. */
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer));
 }
 
 /** Resolves when `p` settles or after `ms`, whichever is first (and leaves no timer behind). */
